@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# smart-deploy set-up: everything a fresh machine needs before a playbook can run.
+#
+#   scripts/setup.sh            venv + Python packages + collections + Docker engine + base images
+#   scripts/setup.sh --no-docker   only the venv, packages and collections (lint, unit tests)
+#
+# Idempotent: each step checks first and does nothing when its work is already done.
+# It stops BEFORE changing anything when a requirement can neither be found nor installed
+# (no Docker engine and not root on Debian, no python3 with venv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SMART_DEPLOY_VENV:-$ROOT/.venv}"
+PYTHON="${SMART_DEPLOY_PYTHON:-python3}"
+DOCKERD_LOG="${SMART_DEPLOY_DOCKERD_LOG:-/var/log/smart-deploy-dockerd.log}"
+BASE_IMAGE="smart-deploy/debian-base:bookworm"
+# name the Dockerfiles use -> folder under bootstrap/images that builds a stand-in offline
+declare -A STANDIN=(
+  ["python:3.11-slim-bookworm"]="python"
+  ["postgres:15-bookworm"]="postgres"
+  ["nginx:stable-bookworm"]="nginx"
+)
+WANT_DOCKER=1
+[[ "${1:-}" == "--no-docker" ]] && WANT_DOCKER=0
+
+step_no=0
+step() { step_no=$((step_no + 1)); printf '\033[1m==> [setup %d] %s\033[0m\n' "$step_no" "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
+
+is_root() { [[ "$(id -u)" == "0" ]]; }
+is_debian() { [[ -r /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1; }
+docker_ok() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------------------------------------
+# 0. Decide what is possible before touching anything.
+# ---------------------------------------------------------------------------------------------
+step "checking prerequisites"
+if [[ $WANT_DOCKER == 1 ]] && ! docker_ok; then
+  if ! is_root || ! is_debian; then
+    die "No Docker engine answers ('docker info' failed) and this machine cannot install one by itself
+       (it needs root on Debian/Ubuntu). Fix: install Docker Engine (https://docs.docker.com/engine/install/),
+       start it, and make sure your user can run 'docker info' (add it to the 'docker' group), then run again."
+  fi
+  info "no Docker engine answers: it will be installed/started (root on Debian)"
+fi
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found. Install Python 3.11+ (Debian: apt-get install python3 python3-venv)."
+"$PYTHON" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+  || die "$PYTHON must be Python >= 3.11 with the venv module (Debian: apt-get install python3-venv)."
+command -v git >/dev/null 2>&1 || die "git not found: smart-deploy names releases after the app's git sha. Install git."
+info "ok"
+
+# ---------------------------------------------------------------------------------------------
+# 1. Python virtual environment and packages (pinned ranges in requirements.txt).
+# ---------------------------------------------------------------------------------------------
+step "Python venv ($VENV)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PYTHON" -m venv "$VENV"
+  info "created"
+else
+  info "present"
+fi
+step "Python packages (requirements.txt)"
+stamp="$VENV/.smart-deploy-requirements.sha256"
+want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+  echo "$want" >"$stamp"
+  info "installed"
+else
+  info "up to date"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. Ansible collections: the 'ansible' package bundles them; Galaxy (requirements.yml) only if missing.
+# ---------------------------------------------------------------------------------------------
+step "Ansible collections (community.docker, community.postgresql, community.general, ansible.posix)"
+missing=()
+for c in community.docker community.postgresql community.general ansible.posix; do
+  "$VENV/bin/ansible-galaxy" collection list "$c" >/dev/null 2>&1 || missing+=("$c")
+done
+if ((${#missing[@]})); then
+  info "missing: ${missing[*]}; installing requirements.yml from Galaxy"
+  "$VENV/bin/ansible-galaxy" collection install -r "$ROOT/requirements.yml" \
+    || die "could not install collections ${missing[*]} (Galaxy unreachable?)."
+else
+  info "bundled with the ansible package"
+fi
+
+[[ $WANT_DOCKER == 1 ]] || exit 0
+
+# ---------------------------------------------------------------------------------------------
+# 3. Docker engine.
+# ---------------------------------------------------------------------------------------------
+step "Docker engine"
+if docker_ok; then
+  info "running (server $(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+else
+  if ! command -v dockerd >/dev/null 2>&1; then
+    info "installing docker.io from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq docker.io >/dev/null
+  fi
+  if ! docker_ok; then
+    info "starting dockerd (log: $DOCKERD_LOG)"
+    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+      systemctl start docker || true
+    fi
+    if ! docker_ok; then
+      nohup dockerd >"$DOCKERD_LOG" 2>&1 &
+    fi
+    for _ in $(seq 1 60); do docker_ok && break; sleep 1; done
+    docker_ok || die "dockerd did not answer within 60 s; see $DOCKERD_LOG"
+  fi
+  info "running (server $(docker version --format '{{.Server.Version}}'))"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. Base images the Dockerfiles name. Pulled where a registry answers; otherwise built here from
+#    Debian packages (debootstrap + docker import), tagged with the same names.
+# ---------------------------------------------------------------------------------------------
+step "base images (${!STANDIN[*]})"
+debian_mirror() {
+  if [[ -n "${SMART_DEPLOY_DEBIAN_MIRROR:-}" ]]; then echo "$SMART_DEPLOY_DEBIAN_MIRROR"; return; fi
+  local m
+  m="$(grep -rhoE '(https?://[^ ]+/debian)/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
+        /etc/apt/sources.list.d/*.list 2>/dev/null | grep -v security | head -n1 | tr -d ' ' || true)"
+  echo "${m:-http://deb.debian.org/debian}"
+}
+ensure_debian_base() {
+  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+  is_root && is_debian || die "cannot build $BASE_IMAGE here (needs root on Debian for debootstrap)."
+  command -v debootstrap >/dev/null 2>&1 || {
+    info "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+  }
+  local rootfs mirror
+  rootfs="$(mktemp -d /tmp/smart-deploy-rootfs.XXXXXX)"
+  mirror="$(debian_mirror)"
+  info "debootstrap bookworm from $mirror (about a minute)"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$rootfs" "$mirror" \
+    >"$rootfs.log" 2>&1 || { tail -n 20 "$rootfs.log"; die "debootstrap failed (log above)"; }
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | docker import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs" "$rootfs.log"
+  info "imported $BASE_IMAGE"
+}
+for name in "${!STANDIN[@]}"; do
+  if docker image inspect "$name" >/dev/null 2>&1; then
+    info "$name: present"
+    continue
+  fi
+  if [[ "${SMART_DEPLOY_TRY_PULL:-1}" == "1" ]] && timeout 60 docker pull -q "$name" >/dev/null 2>&1; then
+    info "$name: pulled"
+    continue
+  fi
+  ensure_debian_base
+  info "$name: building a stand-in from Debian packages (no registry reachable)"
+  docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$name" "$ROOT/bootstrap/images/${STANDIN[$name]}" >/dev/null \
+    || die "building the stand-in for $name failed"
+done
+step "ready"
