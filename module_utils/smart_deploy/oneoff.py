@@ -1,0 +1,113 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run the smart-deploy driver in a one-off container of a release image (docker CLI)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import uuid
+
+from ansible.module_utils.smart_deploy import django_driver
+
+ONEOFF_LABEL = "smart-deploy.oneoff"
+
+
+class DriverError(Exception):
+    def __init__(self, message, result=None, output=""):
+        super().__init__(message)
+        self.result = result or {}
+        self.output = output
+
+
+def driver_source() -> str:
+    return inspect.getsource(django_driver)
+
+
+def parse_result(stdout: str):
+    """The driver's JSON result line, or None when it printed none."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(django_driver.RESULT_MARK):
+            return json.loads(line[len(django_driver.RESULT_MARK) :])
+    return None
+
+
+def write_env_file(path: str, env: dict) -> None:
+    lines = []
+    for key, value in sorted(env.items()):
+        value = "" if value is None else str(value)
+        if "\n" in value or "=" in key or not key:
+            raise DriverError("environment variable %r cannot be passed to a container (newline or bad name)" % key)
+        lines.append("%s=%s\n" % (key, value))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+
+
+def run_driver(
+    module,
+    docker: str,
+    image: str,
+    command: str,
+    env: dict,
+    network: str = None,
+    name_prefix: str = "smart-deploy",
+    labels: dict = None,
+    python: str = "python",
+    project_dir: str = None,
+):
+    """Run ``driver.py <command>`` in a throwaway container of ``image``; return (result, output).
+
+    Secrets go through an env file readable only by its owner, never on a command line. The
+    container and the temporary files are removed whatever happens.
+    """
+    tmpdir = tempfile.mkdtemp(prefix="smart-deploy-driver-")
+    name = "%s-oneoff-%s" % (name_prefix, uuid.uuid4().hex[:8])
+    try:
+        os.chmod(tmpdir, 0o755)
+        driver_path = os.path.join(tmpdir, "driver.py")
+        with open(driver_path, "w", encoding="utf-8") as handle:
+            handle.write(driver_source())
+        os.chmod(driver_path, 0o644)
+        env = dict(env or {})
+        if project_dir:
+            env["SMART_DEPLOY_PROJECT_DIR"] = project_dir
+        env_path = os.path.join(tmpdir, "env")
+        write_env_file(env_path, env)
+        cmd = [
+            docker,
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "--env-file",
+            env_path,
+            "-v",
+            "%s:/smart-deploy/driver.py:ro" % driver_path,
+            "--entrypoint",
+            python,
+            "--label",
+            "%s=%s" % (ONEOFF_LABEL, command),
+        ]
+        for key, value in sorted((labels or {}).items()):
+            cmd += ["--label", "%s=%s" % (key, value)]
+        if network:
+            cmd += ["--network", network]
+        if project_dir:
+            cmd += ["--workdir", project_dir]
+        cmd += [image, "/smart-deploy/driver.py", command]
+        rc, stdout, stderr = module.run_command(cmd)
+    finally:
+        module.run_command([docker, "rm", "-f", name])
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    output = (stdout + ("\n" + stderr if stderr else "")).strip()
+    result = parse_result(stdout)
+    if result is None:
+        raise DriverError("the driver printed no result (exit %d); the container said: %s" % (rc, output[-2000:]), output=output)
+    if not result.get("ok"):
+        raise DriverError(result.get("error", "driver failed"), result=result, output=output)
+    return result, output

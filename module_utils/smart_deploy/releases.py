@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""releases.json: the ordered release history of an app on a target. Pure state transitions.
+
+One entry per deploy attempt, oldest first. Status of an entry:
+  deploying   the attempt is under way (or was interrupted: see ``start``)
+  live        serving now; exactly one entry is live, and ``current`` names its release
+  superseded  was live, then a newer release went live
+  failed      the attempt failed (``reason`` says why); what it changed was put back
+  rolled-back was live, then a rollback put an older release back
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from typing import Optional
+
+from ansible.module_utils.smart_deploy.common import to_iso
+
+FORMAT = 1
+GOOD_STATUSES = ("live", "superseded", "rolled-back")
+
+
+class ReleaseStateError(ValueError):
+    pass
+
+
+def empty_state(app: str) -> dict:
+    return {"format": FORMAT, "app": app, "current": None, "releases": []}
+
+
+def normalise(doc: Optional[dict], app: str) -> dict:
+    if doc is None:
+        return empty_state(app)
+    if not isinstance(doc, dict) or not isinstance(doc.get("releases"), list):
+        raise ReleaseStateError("not a smart-deploy releases file (no 'releases' list)")
+    if doc.get("app") not in (None, app):
+        raise ReleaseStateError("this releases file belongs to app %r, not %r" % (doc.get("app"), app))
+    doc = copy.deepcopy(doc)
+    doc.setdefault("format", FORMAT)
+    doc["app"] = app
+    doc.setdefault("current", None)
+    return doc
+
+
+def _latest(doc: dict, release_id: str, statuses=None) -> Optional[dict]:
+    for entry in reversed(doc["releases"]):
+        if entry.get("id") == release_id and (statuses is None or entry.get("status") in statuses):
+            return entry
+    return None
+
+
+def current_entry(doc: dict) -> Optional[dict]:
+    if not doc.get("current"):
+        return None
+    return _latest(doc, doc["current"], ("live",))
+
+
+def previous_good(doc: dict) -> Optional[dict]:
+    """The newest release that served well before the current one (the default rollback target)."""
+    current = doc.get("current")
+    for entry in reversed(doc["releases"]):
+        if entry.get("status") in GOOD_STATUSES and entry.get("id") != current:
+            return entry
+    return None
+
+
+def start(doc: dict, release_id: str, now: datetime.datetime, fields: dict) -> dict:
+    """Append an attempt in state ``deploying``. Attempts left ``deploying`` by a run that died are
+    marked failed first, so the history never shows two deploys under way."""
+    doc = copy.deepcopy(doc)
+    for entry in doc["releases"]:
+        if entry.get("status") == "deploying":
+            entry["status"] = "failed"
+            entry["finished_at"] = to_iso(now)
+            entry["reason"] = "interrupted: the run stopped before finishing"
+    attempt = 1 + sum(1 for entry in doc["releases"] if entry.get("id") == release_id)
+    entry = dict(fields)
+    entry.update(id=release_id, status="deploying", attempt=attempt, started_at=to_iso(now), finished_at=None)
+    entry.setdefault("previous", doc.get("current"))
+    doc["releases"].append(entry)
+    return doc
+
+
+def update(doc: dict, release_id: str, fields: dict) -> dict:
+    """Merge ``fields`` into the attempt under way (strategy, backup, images...)."""
+    doc = copy.deepcopy(doc)
+    entry = _latest(doc, release_id, ("deploying",))
+    if entry is None:
+        raise ReleaseStateError("no deploy of release %s is under way" % release_id)
+    entry.update(fields)
+    return doc
+
+
+def finish(doc: dict, release_id: str, now: datetime.datetime, fields: dict) -> dict:
+    """The attempt under way went live: it becomes current, the release it replaced is superseded.
+    Finishing a release that is already live and has no attempt under way changes nothing."""
+    doc = copy.deepcopy(doc)
+    entry = _latest(doc, release_id, ("deploying",))
+    if entry is None:
+        if doc.get("current") == release_id and current_entry(doc) is not None:
+            return doc
+        raise ReleaseStateError("no deploy of release %s is under way" % release_id)
+    for other in doc["releases"]:
+        if other is not entry and other.get("status") == "live":
+            other["status"] = "superseded"
+            other["superseded_at"] = to_iso(now)
+    entry.update(fields)
+    entry["status"] = "live"
+    entry["finished_at"] = to_iso(now)
+    doc["current"] = release_id
+    return doc
+
+
+def fail(doc: dict, release_id: str, now: datetime.datetime, reason: str, fields: dict) -> dict:
+    """The attempt under way failed; ``current`` keeps naming the release that serves."""
+    doc = copy.deepcopy(doc)
+    entry = _latest(doc, release_id, ("deploying",))
+    if entry is None:
+        raise ReleaseStateError("no deploy of release %s is under way" % release_id)
+    entry.update(fields)
+    entry["status"] = "failed"
+    entry["finished_at"] = to_iso(now)
+    entry["reason"] = reason or "unknown"
+    return doc
+
+
+def trim(doc: dict, limit: int) -> dict:
+    """Keep the newest ``limit`` entries, and always the live one."""
+    if limit <= 0 or len(doc["releases"]) <= limit:
+        return doc
+    doc = copy.deepcopy(doc)
+    live = current_entry(doc)
+    kept = doc["releases"][-limit:]
+    if live is not None and live not in kept:
+        kept = [live] + kept[1:]
+    doc["releases"] = kept
+    return doc

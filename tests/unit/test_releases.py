@@ -1,0 +1,102 @@
+"""releases.json transitions, on data, and release_state run as Ansible runs it."""
+
+import datetime
+import json
+
+import pytest
+from ansible.module_utils.smart_deploy import releases
+
+T0 = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)
+
+
+def at(minutes):
+    return T0 + datetime.timedelta(minutes=minutes)
+
+
+def deployed(*ids):
+    doc = releases.empty_state("shop")
+    for index, release_id in enumerate(ids):
+        doc = releases.start(doc, release_id, at(index * 10), {"sha": release_id * 3})
+        doc = releases.finish(doc, release_id, at(index * 10 + 1), {})
+    return doc
+
+
+def test_first_release_goes_live():
+    doc = deployed("r1")
+    assert doc["current"] == "r1"
+    assert [e["status"] for e in doc["releases"]] == ["live"]
+    assert releases.previous_good(doc) is None
+
+
+def test_new_release_supersedes_the_live_one():
+    doc = deployed("r1", "r2")
+    assert doc["current"] == "r2"
+    assert [(e["id"], e["status"]) for e in doc["releases"]] == [("r1", "superseded"), ("r2", "live")]
+    assert releases.previous_good(doc)["id"] == "r1"
+    assert doc["releases"][1]["previous"] == "r1"
+
+
+def test_failed_attempt_keeps_the_live_release_current():
+    doc = deployed("r1")
+    doc = releases.start(doc, "r2", at(20), {})
+    doc = releases.fail(doc, "r2", at(21), "health check failed", {})
+    assert doc["current"] == "r1"
+    assert doc["releases"][-1]["status"] == "failed"
+    assert doc["releases"][-1]["reason"] == "health check failed"
+    assert releases.current_entry(doc)["id"] == "r1"
+
+
+def test_an_interrupted_attempt_is_marked_failed_by_the_next_start():
+    doc = deployed("r1")
+    doc = releases.start(doc, "r2", at(20), {})
+    doc = releases.start(doc, "r2", at(30), {})
+    statuses = [(e["id"], e["status"], e["attempt"]) for e in doc["releases"]]
+    assert statuses == [("r1", "live", 1), ("r2", "failed", 1), ("r2", "deploying", 2)]
+    assert "interrupted" in doc["releases"][1]["reason"]
+
+
+def test_finishing_a_live_release_again_changes_nothing():
+    doc = deployed("r1")
+    assert releases.finish(doc, "r1", at(50), {}) == doc
+
+
+def test_finish_without_an_attempt_is_refused():
+    with pytest.raises(releases.ReleaseStateError):
+        releases.finish(deployed("r1"), "r9", at(50), {})
+
+
+def test_a_file_of_another_app_is_refused():
+    with pytest.raises(releases.ReleaseStateError):
+        releases.normalise(deployed("r1"), "blog")
+
+
+def test_trim_keeps_the_live_entry():
+    doc = deployed("r1")
+    for index in range(5):
+        doc = releases.start(doc, "bad%d" % index, at(100 + index), {})
+        doc = releases.fail(doc, "bad%d" % index, at(100 + index), "no", {})
+    trimmed = releases.trim(doc, 3)
+    assert len(trimmed["releases"]) == 3
+    assert trimmed["releases"][0]["id"] == "r1"
+
+
+def test_module_writes_atomically_readable_by_owner_and_group(tmp_path, run_module):
+    path = tmp_path / "releases.json"
+    base = {"path": str(path), "app": "shop"}
+    assert run_module("release_state", base)["changed"] is False
+    assert not path.exists()
+    started = run_module("release_state", dict(base, action="start", release="r1", fields={"sha": "abc"}))
+    assert started["changed"] is True and started["entry"]["status"] == "deploying"
+    finished = run_module("release_state", dict(base, action="finish", release="r1"))
+    assert finished["current"]["id"] == "r1"
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    assert json.loads(path.read_text())["current"] == "r1"
+    assert run_module("release_state", dict(base, action="finish", release="r1"))["changed"] is False
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+def test_module_refuses_a_broken_file_with_a_clear_message(tmp_path, run_module):
+    path = tmp_path / "releases.json"
+    path.write_text("{not json")
+    result = run_module("release_state", {"path": str(path), "app": "shop"})
+    assert result["failed"] is True and "cannot read release history" in result["msg"]
