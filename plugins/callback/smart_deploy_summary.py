@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: smart_deploy_summary
+type: aggregate
+short_description: Summary table of a smart-deploy run, JSON run log and GitHub step summary
+description:
+  - Reads what the roles published with C(set_stats) under the key C(smart_deploy) and, at the end of
+    the run, prints it as a table after the PLAY RECAP.
+  - Writes the run (summary, recap per host, timings) as JSON into O(log_dir), one file per run.
+  - When C(GITHUB_STEP_SUMMARY) is set (GitHub Actions), appends the summary there as Markdown.
+requirements:
+  - enable in ansible.cfg (callbacks_enabled = smart_deploy_summary)
+options:
+  log_dir:
+    description: Folder of the JSON run logs; empty disables them.
+    type: path
+    default: ~/.local/state/smart-deploy/logs
+    env:
+      - name: SMART_DEPLOY_LOG_DIR
+"""
+
+import datetime
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+ORDER = ("app", "host", "release", "previous", "outcome", "failure")
+STEP_ORDER = ("validation", "build", "migrations", "backup", "release", "health")
+
+
+def rows_of(summary):
+    rows = []
+    for key in ORDER:
+        if key in summary and key != "outcome":
+            rows.append((key, summary[key]))
+    for key in STEP_ORDER:
+        if key in summary.get("steps", {}):
+            rows.append((key, summary["steps"][key]))
+    for key, value in summary.get("steps", {}).items():
+        if key not in STEP_ORDER:
+            rows.append((key, value))
+    for key, value in summary.items():
+        if key not in ORDER and key not in ("steps", "new_release"):
+            rows.append((key, value))
+    rows.append(("outcome", summary.get("outcome", "unknown (the run stopped early)")))
+    return [(str(k), " ".join(str(v).split())) for k, v in rows]
+
+
+def table(title, rows, width=110):
+    key_width = max(len(k) for k, _ in rows)
+    value_width = max(20, min(width - key_width - 7, max(len(v) for _, v in rows)))
+    border = "+-%s-+-%s-+" % ("-" * key_width, "-" * value_width)
+    lines = [title, border]
+    for key, value in rows:
+        chunks = [value[i : i + value_width] for i in range(0, len(value), value_width)] or [""]
+        for index, chunk in enumerate(chunks):
+            lines.append("| %s | %s |" % ((key if index == 0 else "").ljust(key_width), chunk.ljust(value_width)))
+    lines.append(border)
+    return "\n".join(lines)
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "smart_deploy_summary"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self.started = time.time()
+        self.playbook = None
+
+    def v2_playbook_on_start(self, playbook):
+        self.playbook = os.path.basename(playbook._file_name)
+
+    def v2_playbook_on_stats(self, stats):
+        summary = (stats.custom.get("_run") or {}).get("smart_deploy")
+        if not summary:
+            return
+        seconds = time.time() - self.started
+        verb = (self.playbook or "run").rsplit(".", 1)[0]
+        title = "SMART-DEPLOY %s of %s, %.1f s" % (verb, summary.get("app", "?"), seconds)
+        self._display.display("\n" + table(title, rows_of(summary)))
+
+        recap = {host: stats.summarize(host) for host in sorted(stats.processed)}
+        record = dict(
+            playbook=self.playbook,
+            started=datetime.datetime.fromtimestamp(self.started, datetime.timezone.utc).isoformat(),
+            seconds=round(seconds, 1),
+            summary=summary,
+            recap=recap,
+        )
+        self._write_log(record)
+        self._write_github_summary(title, summary)
+
+    def _write_log(self, record):
+        log_dir = self.get_option("log_dir")
+        if not log_dir:
+            return
+        try:
+            os.makedirs(log_dir, mode=0o700, exist_ok=True)
+            stamp = record["started"][:19].replace(":", "").replace("-", "")
+            path = os.path.join(log_dir, "%s-%s-%s.json" % (stamp, record["summary"].get("app", "app"), record["playbook"]))
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, indent=2, sort_keys=True, default=str)
+            self._display.display("run log: %s" % path)
+        except OSError as exc:
+            self._display.warning("smart_deploy_summary: could not write the run log: %s" % exc)
+
+    def _write_github_summary(self, title, summary):
+        path = os.environ.get("GITHUB_STEP_SUMMARY")
+        if not path:
+            return
+        lines = ["### %s" % title, "", "| | |", "|---|---|"]
+        lines += ["| %s | %s |" % (k, v.replace("|", "\\|")) for k, v in rows_of(summary)]
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write("\n".join(lines) + "\n\n")
+        except OSError as exc:
+            self._display.warning("smart_deploy_summary: could not write the GitHub step summary: %s" % exc)
