@@ -1,0 +1,139 @@
+"""Integration fixtures: a private copy of the sample shop in its own git repository, deployed with
+the real playbooks to the real Docker engine under names, ports and folders of its own, removed
+afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+VENV_BIN = Path(os.environ.get("SMART_DEPLOY_VENV", ROOT / ".venv")) / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(cmd, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+
+
+class Deployment:
+    """One isolated copy of the shop, deployable with the real playbooks."""
+
+    def __init__(self, workdir: Path):
+        self.name = "sdt" + secrets.token_hex(3)
+        self.workdir = workdir
+        self.source = workdir / "shop"
+        self.state_dir = workdir / "state"
+        self.port = free_port()
+        self.db_password = secrets.token_hex(12)
+        shutil.copytree(ROOT / "examples" / "shop", self.source, ignore=shutil.ignore_patterns("__pycache__"))
+        self.git("init", "-q")
+        self.vars_file = workdir / "vars.json"
+        self.vars_file.write_text(
+            json.dumps(
+                {
+                    "smart_deploy_app_name": self.name,
+                    "smart_deploy_app_source": str(self.source),
+                    "smart_deploy_state_dir": str(self.state_dir),
+                    "smart_deploy_http_port": self.port,
+                    "smart_deploy_db_password": self.db_password,
+                    "smart_deploy_django_secret_key": secrets.token_hex(25),
+                    "smart_deploy_actor": "pytest",
+                }
+            )
+        )
+
+    # --- source ---------------------------------------------------------------------------------
+    def git(self, *args) -> str:
+        result = run(["git", "-C", str(self.source), "-c", "user.name=pytest", "-c", "user.email=pytest@example.invalid", *args])
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def commit(self, message: str) -> str:
+        """Commit everything; return the release id smart-deploy will give it."""
+        self.git("add", "-A")
+        self.git("commit", "-qm", message)
+        return self.git("rev-parse", "HEAD")[:12]
+
+    def write(self, relative: str, text: str) -> None:
+        path = self.source / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    # --- playbooks ------------------------------------------------------------------------------
+    def playbook(self, name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        env.update(
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            PATH="%s:%s" % (VENV_BIN, env.get("PATH", "")),
+            SMART_DEPLOY_LOG_DIR=str(self.workdir / "logs"),
+            ANSIBLE_NOCOLOR="1",
+        )
+        cmd = [str(VENV_BIN / "ansible-playbook"), "playbooks/%s.yml" % name, "-e", "@%s" % self.vars_file, *args]
+        return run(cmd, cwd=ROOT, env=env, timeout=timeout)
+
+    def deploy(self, *args: str) -> subprocess.CompletedProcess:
+        return self.playbook("deploy", *args)
+
+    # --- what a user sees -----------------------------------------------------------------------
+    def http(self, path: str, method: str = "GET", body: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def get_json(self, path: str):
+        status, body = self.http(path)
+        return status, json.loads(body)
+
+    def psql(self, sql: str) -> str:
+        user = self.name.replace("-", "_")
+        result = run(["docker", "exec", "%s-db" % self.name, "psql", "-XAtq", "-U", user, "-d", user, "-c", sql])
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def releases(self) -> dict:
+        return json.loads((self.state_dir / "releases.json").read_text())
+
+    def container_state(self, name: str) -> str:
+        result = run(["docker", "inspect", "-f", "{{.State.Status}}", name])
+        return result.stdout.strip() if result.returncode == 0 else "absent"
+
+    # --- teardown -------------------------------------------------------------------------------
+    def destroy(self) -> None:
+        label = "label=smart-deploy.app=%s" % self.name
+        ids = run(["docker", "ps", "-aq", "--filter", label]).stdout.split()
+        if ids:
+            run(["docker", "rm", "-f", *ids])
+        run(["docker", "network", "rm", "%s-net" % self.name])
+        run(["docker", "volume", "rm", "-f", "%s-pgdata" % self.name])
+        images = run(["docker", "images", "-q", "--filter", "reference=%s-*" % self.name]).stdout.split()
+        if images:
+            run(["docker", "rmi", "-f", *sorted(set(images))])
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    deployment = Deployment(tmp_path)
+    try:
+        yield deployment
+    finally:
+        deployment.destroy()

@@ -1,0 +1,42 @@
+"""Static checks a reviewer would run: every playbook passes --syntax-check, the whole tree passes
+ansible-lint's production profile, and the Python passes ruff."""
+
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.conftest import VENV_BIN
+
+PLAYBOOKS = sorted(p.name for p in (ROOT / "playbooks").glob("*.yml"))
+
+
+def run(*cmd):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH="%s:%s" % (VENV_BIN, os.environ["PATH"]))
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_playbook_syntax(playbook):
+    result = run(str(VENV_BIN / "ansible-playbook"), "--syntax-check", "playbooks/" + playbook)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_production_profile():
+    result = run(str(VENV_BIN / "ansible-lint"), "--nocolor")
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    assert "Profile 'production' was required, and it passed" in result.stderr + result.stdout
+
+
+PYTHON_TREES = ["library", "module_utils", "plugins", "scripts", "tests", "bench", "examples"]
+
+
+def test_ruff_lint():
+    result = run(str(VENV_BIN / "ruff"), "check", *PYTHON_TREES)
+    assert result.returncode == 0, result.stdout
+
+
+def test_ruff_format():
+    result = run(str(VENV_BIN / "ruff"), "format", "--check", *PYTHON_TREES)
+    assert result.returncode == 0, result.stdout
