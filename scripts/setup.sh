@@ -20,6 +20,8 @@ declare -A STANDIN=(
   ["postgres:15-bookworm"]="postgres"
   ["nginx:stable-bookworm"]="nginx"
 )
+# apt-get without questions or restart prompts
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 NEEDRESTART_MODE=l
 WANT_DOCKER=1
 [[ "${1:-}" == "--no-docker" ]] && WANT_DOCKER=0
 
@@ -99,9 +101,9 @@ if docker_ok; then
 else
   if ! command -v dockerd >/dev/null 2>&1; then
     info "installing docker.io from Debian"
-    export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq docker.io >/dev/null
+    apt-get install -y -qq docker.io >/dev/null 2>"$VENV/.apt-docker.log" \
+      || { cat "$VENV/.apt-docker.log" >&2; die "could not install docker.io"; }
   fi
   if ! docker_ok; then
     info "starting dockerd (log: $DOCKERD_LOG)"
@@ -134,8 +136,9 @@ ensure_debian_base() {
   is_root && is_debian || die "cannot build $BASE_IMAGE here (needs root on Debian for debootstrap)."
   command -v debootstrap >/dev/null 2>&1 || {
     info "installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+    apt-get install -y -qq debootstrap >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null 2>&1; } \
+      || die "could not install debootstrap"
   }
   local rootfs mirror
   rootfs="$(mktemp -d /tmp/smart-deploy-rootfs.XXXXXX)"
@@ -159,7 +162,9 @@ for name in "${!STANDIN[@]}"; do
   fi
   ensure_debian_base
   info "$name: building a stand-in from Debian packages (no registry reachable)"
-  docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$name" "$ROOT/bootstrap/images/${STANDIN[$name]}" >/dev/null \
-    || die "building the stand-in for $name failed"
+  log="$(mktemp)"
+  docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$name" "$ROOT/bootstrap/images/${STANDIN[$name]}" >"$log" 2>&1 \
+    || { cat "$log" >&2; die "building the stand-in for $name failed"; }
+  rm -f "$log"
 done
 step "ready"
