@@ -188,9 +188,7 @@ def acquire(module, params):
         )
     if not create_exclusive(path, lock):
         current = read_lock(module, path) or {}
-        module.fail_json(
-            msg="another run took the deploy lock %s first: it is %s" % (path, describe(current)), lock=current, held=True
-        )
+        module.fail_json(msg="another run took the deploy lock %s first: it is %s" % (path, describe(current)), lock=current, held=True)
     module.warn("took over a stale deploy lock (%s): %s" % (reason, describe(current)))
     return dict(changed=True, held=True, lock=lock, taken_over=dict(lock=current, reason=reason))
 

@@ -149,9 +149,7 @@ def take_backup(params, docker):
     partial_path = os.path.join(dest, "." + name + ".partial")
     exec_prefix = [docker, "exec", "-i", container]
     try:
-        server_version = run_capture(
-            exec_prefix + ["psql", "-XAtq", "-U", user, "-d", database, "-c", "SHOW server_version"]
-        ).strip()
+        server_version = run_capture(exec_prefix + ["psql", "-XAtq", "-U", user, "-d", database, "-c", "SHOW server_version"]).strip()
         pg_dump_version = run_capture(exec_prefix + ["pg_dump", "--version"]).strip()
 
         t0 = time.monotonic()
@@ -231,8 +229,7 @@ def main():
         path, metadata_path, metadata = take_backup(params, docker)
     except BackupError as exc:
         module.fail_json(
-            msg="backup of database %s in container %s failed, nothing was kept: %s"
-            % (params["database"], params["container"], exc)
+            msg="backup of database %s in container %s failed, nothing was kept: %s" % (params["database"], params["container"], exc)
         )
     module.exit_json(changed=True, path=path, metadata_path=metadata_path, metadata=metadata)
 

@@ -63,8 +63,7 @@ def render(role_dir: Path) -> str:
                 kind += " (" + ", ".join(str(c) for c in option["choices"]) + ")"
             secret = " Secret: never logged." if option.get("no_log") else ""
             lines.append(
-                "| `%s` | %s | %s | %s%s |"
-                % (name, default_of(name, option, defaults), kind, text(option.get("description", "")), secret)
+                "| `%s` | %s | %s | %s%s |" % (name, default_of(name, option, defaults), kind, text(option.get("description", "")), secret)
             )
     else:
         lines.append("None.")

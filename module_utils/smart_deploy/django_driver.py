@@ -3,32 +3,50 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The smart-deploy driver: runs INSIDE a container of the application's own image.
 
-smart-deploy's modules copy this file into a one-off container of the release image and run it with
-the image's Python, so the application needs no change and no extra dependency: only the standard
-library and Django, which the image already has. Top-level imports are standard library only (the
-file is also shipped inside Ansible modules, where Django is absent).
+smart-deploy's modules mount this file into a one-off container of the release image and run it
+with the image's Python, so the application needs no change and no extra dependency: only the
+standard library and Django, which the image already has. Top-level code is standard library only
+(the file also ships inside Ansible modules and unit tests, where Django is absent).
 
-    python driver.py plan       pending migrations, applied set and its fingerprint
-    python driver.py migrate    apply the pending migrations (manage.py migrate)
+    python driver.py analyze    offline (no database, no network): the migration plan against the
+                                applied set given as input, pre-checks, what each migration touches
+    python driver.py rehearse   on a scratch copy: apply the plan one migration at a time, timing
+                                statements and locks; prove or refuse a fake on duplicate objects
+    python driver.py apply      on production: apply a validated plan (fake exactly the listed
+                                migrations, apply the rest), refusing a plan that changed
 
-The result is one JSON line prefixed with RESULT_MARK on stdout; everything else is Django's output.
-Exit status: 0 done, 2 the command failed (the JSON says why).
+Input: JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
+RESULT_MARK on stdout. Exit status: 0 done, 2 the command could not run (the JSON says why).
 """
 
-import hashlib
 import json
 import os
+import re
 import sys
 import time
 import traceback
 
 RESULT_MARK = "SMART_DEPLOY_RESULT="
+DUPLICATE_OBJECT = ("42P07", "42701", "42710")  # relation, column, object already exists
+MISSING_OBJECT = ("42P01", "42703", "42704")
+REFERENCE_DB = "smart_deploy_reference"
+SCHEMA_CREATING = ("CreateModel", "AddField", "AddIndex", "AddConstraint", "AlterUniqueTogether", "AlterIndexTogether")
+UNKNOWN_TABLES = ("RunPython", "RunSQL", "SeparateDatabaseAndState")
+MAX_STATEMENTS = 200
 
 
 def emit(result):
     sys.stdout.flush()
     sys.stdout.write("\n" + RESULT_MARK + json.dumps(result, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def read_input():
+    path = os.environ.get("SMART_DEPLOY_INPUT")
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def setup_django():
@@ -38,6 +56,11 @@ def setup_django():
     import django
 
     django.setup()
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure helpers (no Django): SQLSTATE, statement classification, schema comparison.
+# --------------------------------------------------------------------------------------------------
 
 
 def sqlstate(exc):
@@ -52,54 +75,712 @@ def sqlstate(exc):
     return None
 
 
-def migration_state(connection, loader):
-    """Applied migrations and a fingerprint of them (what the deploy validated against)."""
-    applied = sorted("%s.%s" % key for key in loader.applied_migrations)
-    digest = hashlib.sha256("\n".join(applied).encode()).hexdigest()
-    return {"applied_count": len(applied), "fingerprint": digest}
+def error_message(exc):
+    return ("%s: %s" % (type(exc).__name__, str(exc).strip())).strip()
 
 
-def command_plan():
+IDENT = r'("(?:[^"]|"")+"|[\w$]+)(?:\.("(?:[^"]|"")+"|[\w$]+))?'
+LOCK_RULES = [
+    (
+        re.compile(r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b.*?\bON\s+(?:ONLY\s+)?" + IDENT, re.I | re.S),
+        "SHARE UPDATE EXCLUSIVE",
+        "index_concurrent",
+    ),
+    (re.compile(r"^CREATE\s+(?:UNIQUE\s+)?INDEX\b.*?\bON\s+(?:ONLY\s+)?" + IDENT, re.I | re.S), "SHARE", "index"),
+    (re.compile(r"^DROP\s+INDEX\s+CONCURRENTLY\b", re.I), "SHARE UPDATE EXCLUSIVE", "drop_index"),
+    (re.compile(r"^DROP\s+INDEX\b", re.I), "ACCESS EXCLUSIVE", "drop_index"),
+    (
+        re.compile(r"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?" + IDENT + r"\s+VALIDATE\s+CONSTRAINT", re.I),
+        "SHARE UPDATE EXCLUSIVE",
+        "validate",
+    ),
+    (re.compile(r"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?" + IDENT, re.I), "ACCESS EXCLUSIVE", "alter"),
+    (re.compile(r"^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?" + IDENT, re.I), "ACCESS EXCLUSIVE", "drop_table"),
+    (re.compile(r"^TRUNCATE\s+(?:TABLE\s+)?" + IDENT, re.I), "ACCESS EXCLUSIVE", "truncate"),
+    (re.compile(r"^CREATE\s+TABLE\b", re.I), None, "create_table"),
+    (re.compile(r"^(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:ONLY\s+)?" + IDENT, re.I), "ROW EXCLUSIVE", "dml"),
+]
+
+
+def unquote(identifier):
+    if identifier and identifier.startswith('"'):
+        return identifier[1:-1].replace('""', '"')
+    return identifier
+
+
+def classify_statement(sql):
+    """(lock mode, relation, kind) a statement takes, from its text. Lock is None when the
+    statement locks nothing that exists before it (CREATE TABLE) or is a plain read."""
+    text = sql.strip().lstrip("(").strip()
+    for pattern, mode, kind in LOCK_RULES:
+        match = pattern.match(text)
+        if match:
+            groups = [g for g in match.groups() if g] if match.groups() else []
+            relation = unquote(groups[-1]) if groups else None
+            return mode, relation, kind
+    return None, None, "other"
+
+
+def statement_warnings(sql):
+    """Dangerous-operation kinds a DDL statement shows by its text."""
+    text = " ".join(sql.split()).upper()
+    found = []
+    if re.match(r"^CREATE (UNIQUE )?INDEX (?!CONCURRENTLY)", text):
+        found.append("non-concurrent-index")
+    if text.startswith("ALTER TABLE"):
+        if re.search(r"ALTER COLUMN \S+ (SET DATA )?TYPE ", text):
+            found.append("column-type-change")
+        if re.search(r"ALTER COLUMN \S+ SET NOT NULL", text):
+            found.append("set-not-null")
+        if re.search(r"\bADD COLUMN\b.*\bNOT NULL\b", text) and " DEFAULT " not in text:
+            found.append("add-not-null-column")
+        if re.search(r"\bDROP COLUMN\b", text):
+            found.append("drop-column")
+        if re.search(r"\bRENAME\b", text):
+            found.append("rename")
+        if re.search(r"\bADD CONSTRAINT\b.*\b(UNIQUE|FOREIGN KEY|CHECK)\b", text) and "NOT VALID" not in text:
+            found.append("validating-constraint")
+    if text.startswith("DROP TABLE"):
+        found.append("drop-table")
+    return found
+
+
+def describe_differences(copy_rows, reference_rows):
+    """Differences between two table descriptions ({kind: {name: definition}}), in words."""
+    differences = []
+    for kind in ("column", "constraint", "index"):
+        ours, theirs = copy_rows.get(kind, {}), reference_rows.get(kind, {})
+        for name in sorted(set(ours) | set(theirs)):
+            if name not in ours:
+                differences.append("%s %s missing on the database (the migration has: %s)" % (kind, name, theirs[name]))
+            elif name not in theirs:
+                differences.append("%s %s is on the database but not in the migration (%s)" % (kind, name, ours[name]))
+            elif ours[name] != theirs[name]:
+                differences.append("%s %s differs: database has %s, the migration makes %s" % (kind, name, ours[name], theirs[name]))
+    return differences
+
+
+# --------------------------------------------------------------------------------------------------
+# Django side
+# --------------------------------------------------------------------------------------------------
+
+
+def offline_loader(applied_keys):
+    """A MigrationLoader over the image's migration files with ``applied_keys`` as the applied set,
+    without touching any database (the applied set was read from production by psql)."""
+    from django.db import connections
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied = {tuple(key.split(".", 1)): None for key in applied_keys}
+    MigrationRecorder.applied_migrations = lambda self: dict(applied)
+    MigrationRecorder.has_table = lambda self: True
+    return MigrationLoader(connections["default"], ignore_no_migrations=True)
+
+
+def key_of(migration):
+    return "%s.%s" % (migration.app_label, migration.name)
+
+
+def table_of(apps, app_label, model_name):
+    try:
+        return apps.get_model(app_label, model_name)._meta.db_table
+    except LookupError:
+        return None
+
+
+def field_tables(apps, app_label, model_name, field_name):
+    """Tables a field operation involves: the model's, its relation's and a many-to-many's own table."""
+    tables = {table_of(apps, app_label, model_name)}
+    try:
+        model = apps.get_model(app_label, model_name)
+        field = model._meta.get_field(field_name)
+    except Exception:  # model or field absent on this side of the operation
+        return tables
+    if getattr(field, "remote_field", None) is not None and field.remote_field.model is not None:
+        related = field.remote_field.model
+        if not isinstance(related, str):
+            tables.add(related._meta.db_table)
+        through = getattr(field.remote_field, "through", None)
+        if through is not None and not isinstance(through, str):
+            tables.add(through._meta.db_table)
+    return tables
+
+
+def operation_effects(operation, app_label, before_apps, after_apps):
+    """(tables touched, objects created, tables unknown?) of one operation."""
+    from django.db.migrations import operations as ops
+
+    name = type(operation).__name__
+    touched, creates = set(), []
+    if isinstance(operation, (ops.RunPython, ops.RunSQL, ops.SeparateDatabaseAndState)):
+        return touched, creates, True
+    if isinstance(operation, ops.CreateModel):
+        table = table_of(after_apps, app_label, operation.name)
+        creates.append({"kind": "table", "table": table})
+        for _field_name, field in operation.fields:
+            remote = getattr(field, "remote_field", None)
+            if remote is not None and getattr(remote, "through", None) is not None:
+                model = after_apps.get_model(app_label, operation.name)
+                through = model._meta.get_field(_field_name).remote_field.through
+                creates.append({"kind": "table", "table": through._meta.db_table})
+        return touched, creates, False
+    if isinstance(operation, (ops.DeleteModel,)):
+        touched.add(table_of(before_apps, app_label, operation.name))
+        return touched, creates, False
+    if isinstance(operation, (ops.RenameModel,)):
+        touched.add(table_of(before_apps, app_label, operation.old_name))
+        touched.add(table_of(after_apps, app_label, operation.new_name))
+        return touched, creates, False
+    if isinstance(operation, (ops.AddField, ops.RemoveField, ops.AlterField, ops.RenameField)):
+        field_name = getattr(operation, "name", None) or getattr(operation, "new_name", None)
+        old_name = getattr(operation, "old_name", field_name)
+        touched |= field_tables(before_apps, app_label, operation.model_name, old_name)
+        touched |= field_tables(after_apps, app_label, operation.model_name, field_name)
+        if isinstance(operation, ops.AddField):
+            model = after_apps.get_model(app_label, operation.model_name)
+            field = model._meta.get_field(operation.name)
+            creates.append({"kind": "column", "table": model._meta.db_table, "column": field.column})
+        return {t for t in touched if t}, creates, False
+    model_name = getattr(operation, "model_name", None) or getattr(operation, "name", None)
+    if model_name and name not in ("AlterModelOptions", "AlterModelManagers"):
+        table = table_of(after_apps, app_label, model_name) or table_of(before_apps, app_label, model_name)
+        if table:
+            touched.add(table)
+            if isinstance(operation, ops.AddIndex):
+                creates.append({"kind": "index", "table": table, "name": operation.index.name})
+            elif isinstance(operation, ops.AddConstraint):
+                creates.append({"kind": "constraint", "table": table, "name": operation.constraint.name})
+            elif name in ("AlterUniqueTogether", "AlterIndexTogether"):
+                creates.append({"kind": name, "table": table})
+        return touched, creates, False
+    if name in ("AlterModelOptions", "AlterModelManagers", "CreateExtension", "CreateCollation"):
+        return touched, creates, False
+    return touched, creates, True  # an operation we do not know: assume it may touch anything
+
+
+def reversible(operation):
+    from django.db.migrations import operations as ops
+
+    if isinstance(operation, ops.RunPython):
+        return operation.reverse_code is not None
+    if isinstance(operation, ops.RunSQL):
+        return operation.reverse_sql is not None
+    return bool(getattr(operation, "reversible", True))
+
+
+def describe_migration(loader, migration):
+    """What a pending migration does, read from its operations and the project states around it."""
+    key = (migration.app_label, migration.name)
+    state = loader.project_state(key, at_end=False)
+    touched, creates, unknown = set(), [], False
+    operations = []
+    for operation in migration.operations:
+        before_apps = state.apps
+        after = state.clone()
+        operation.state_forwards(migration.app_label, after)
+        op_touched, op_creates, op_unknown = operation_effects(operation, migration.app_label, before_apps, after.apps)
+        touched |= {t for t in op_touched if t}
+        creates += op_creates
+        unknown = unknown or op_unknown
+        operations.append(
+            {
+                "type": type(operation).__name__,
+                "describe": operation.describe(),
+                "reversible": reversible(operation),
+            }
+        )
+        state = after
+    return {
+        "migration": key_of(migration),
+        "app": migration.app_label,
+        "name": migration.name,
+        "atomic": bool(migration.atomic),
+        "initial": bool(getattr(migration, "initial", False)),
+        "operations": operations,
+        "tables": sorted(touched),
+        "tables_unknown": unknown,
+        "creates": creates,
+        "schema_creating_only": all(op["type"] in SCHEMA_CREATING for op in operations) and bool(operations),
+        "irreversible": [op["describe"] for op in operations if not op["reversible"]],
+    }
+
+
+def missing_migrations(loader):
+    """Model changes with no migration (what `makemigrations --check` reports), offline."""
+    from django.apps import apps
+    from django.db.migrations.autodetector import MigrationAutodetector
+    from django.db.migrations.questioner import NonInteractiveMigrationQuestioner
+    from django.db.migrations.state import ProjectState
+
+    questioner = NonInteractiveMigrationQuestioner(specified_apps=(), dry_run=True)
+    autodetector = MigrationAutodetector(loader.project_state(), ProjectState.from_apps(apps), questioner)
+    changes = autodetector.changes(graph=loader.graph)
+    return {app: [op.describe() for migration in migrations for op in migration.operations] for app, migrations in changes.items()}
+
+
+def command_analyze(data):
+    from django.db.migrations.exceptions import InconsistentMigrationHistory
+    from django.db.migrations.executor import MigrationExecutor
+
+    loader = offline_loader(data.get("applied", []))
+    result = {"errors": [], "conflicts": {}, "missing_migrations": {}, "unknown_applied": []}
+    try:
+        loader.check_consistent_history(loader.connection)
+    except InconsistentMigrationHistory as exc:
+        result["errors"].append("inconsistent migration history: %s" % exc)
+    conflicts = loader.detect_conflicts()
+    if conflicts:
+        result["conflicts"] = conflicts
+        result["errors"].append(
+            "conflicting migrations (several leaf nodes) in %s: run makemigrations --merge" % ", ".join(sorted(conflicts))
+        )
+    try:
+        result["missing_migrations"] = missing_migrations(loader)
+    except Exception as exc:  # the autodetector can fail on exotic projects; say so, do not block
+        result["missing_migrations_error"] = error_message(exc)
+    if result["missing_migrations"]:
+        result["errors"].append(
+            "models have changes with no migration (makemigrations --check): %s" % json.dumps(result["missing_migrations"], sort_keys=True)
+        )
+    known = {"%s.%s" % key for key in loader.graph.nodes}
+    for key in loader.replacements.values():
+        known |= {"%s.%s" % replaced for replaced in key.replaces}
+    result["unknown_applied"] = [key for key in data.get("applied", []) if key not in known]
+    executor = MigrationExecutor.__new__(MigrationExecutor)
+    executor.loader = loader
+    plan = executor.migration_plan(loader.graph.leaf_nodes()) if not conflicts else []
+    result["pending"] = [describe_migration(loader, migration) for migration, _backwards in plan]
+    return result
+
+
+class StatementLog:
+    """Records every statement a connection runs (text, start, duration) while active."""
+
+    def __init__(self):
+        self.statements = []
+        self.origin = time.monotonic()
+
+    def reset(self):
+        self.statements = []
+        self.origin = time.monotonic()
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.monotonic()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            text = sql
+            try:
+                if params is not None and not many:
+                    text = context["cursor"].cursor.mogrify(sql, params)
+                    text = text.decode() if isinstance(text, bytes) else text
+            except Exception:  # mogrify is psycopg-specific; the raw text will do
+                text = sql
+            if len(self.statements) < MAX_STATEMENTS:
+                self.statements.append(
+                    {
+                        "sql": " ".join(str(text).split())[:2000],
+                        "at": round(started - self.origin, 4),
+                        "seconds": round(time.monotonic() - started, 4),
+                    }
+                )
+
+
+def table_description(connection, table):
+    """{column: {name: definition}, constraint: {...}, index: {...}} of ``table``, or None if absent."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [table])
+        if cursor.fetchone()[0] is None:
+            return None
+        cursor.execute(
+            """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity
+                 FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped""",
+            [table],
+        )
+        columns = {
+            name: "%s%s%s%s"
+            % (kind, " NOT NULL" if notnull else "", " DEFAULT %s" % default if default else "", " IDENTITY" if identity else "")
+            for name, kind, notnull, default, identity in cursor.fetchall()
+        }
+        cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass", [table])
+        constraints = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass",
+            [table],
+        )
+        indexes = dict(cursor.fetchall())
+    return {"column": columns, "constraint": constraints, "index": indexes}
+
+
+def reference_connection():
+    """A connection to the reference database on the scratch server (created empty if missing)."""
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [REFERENCE_DB])
+        if cursor.fetchone() is None:
+            cursor.execute('CREATE DATABASE "%s"' % REFERENCE_DB)
+    if "smart_deploy_reference" not in connections.settings:
+        settings = dict(connections.settings["default"])
+        settings["NAME"] = REFERENCE_DB
+        connections.settings["smart_deploy_reference"] = settings
+    return connections["smart_deploy_reference"]
+
+
+def migrate_reference_to(target):
+    """Bring the reference database to the state right after ``target``, from its own migrations."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    connection = reference_connection()
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+    return connection
+
+
+def prove_fake(connection, migration, description, key):
+    """Whether ``migration`` may be faked on this database: every object it creates exists and equals
+    what the migration itself creates on a database built from scratch by the release's migrations."""
+    tables = sorted({c["table"] for c in description["creates"] if c.get("table")})
+    proof = {"objects": description["creates"], "tables": tables, "found": False, "compared_equal": False, "differences": []}
+    missing = []
+    for create in description["creates"]:
+        found = table_description(connection, create["table"])
+        if found is None:
+            missing.append("table %s" % create["table"])
+        elif create["kind"] == "column" and create["column"] not in found["column"]:
+            missing.append("column %s.%s" % (create["table"], create["column"]))
+        elif (
+            create["kind"] in ("index", "constraint") and create["name"] not in found["index"] and create["name"] not in found["constraint"]
+        ):
+            missing.append("%s %s" % (create["kind"], create["name"]))
+    if missing:
+        proof["differences"] = ["%s does not exist on the database" % m for m in missing]
+        return proof
+    proof["found"] = True
+    reference = migrate_reference_to(key)
+    for table in tables:
+        differences = describe_differences(table_description(connection, table), table_description(reference, table) or {})
+        proof["differences"] += ["%s: %s" % (table, d) for d in differences]
+    proof["compared_equal"] = not proof["differences"]
+    return proof
+
+
+def row_counts(connection, tables):
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute("SELECT to_regclass(%s)", [table])
+            if cursor.fetchone()[0] is None:
+                continue
+            cursor.execute('SELECT count(*) FROM "%s"' % table.replace('"', '""'))
+            counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+def relfilenodes(connection, tables):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.relname, c.relfilenode FROM pg_class c WHERE c.relname = ANY(%s) AND c.relkind = 'r'", [list(tables)])
+        return dict(cursor.fetchall())
+
+
+def invalid_indexes(connection):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def offending_rows(connection, migration, exc_code, before_apps):
+    """For data errors, count the rows that make the migration fail (duplicates, NULLs)."""
+    from django.db import transaction
+    from django.db.migrations import operations as ops
+
+    found = []
+    if exc_code not in ("23505", "23502"):
+        return found
+    for operation in migration.operations:
+        if not isinstance(operation, (ops.AlterField, ops.AddField)):
+            continue
+        table = table_of(before_apps, migration.app_label, operation.model_name)
+        if not table:
+            continue
+        try:
+            column = before_apps.get_model(migration.app_label, operation.model_name)._meta.get_field(operation.name).column
+        except Exception:  # a field the migration adds: its column is named after it unless db_column says otherwise
+            column = operation.field.db_column or operation.name
+        try:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                if isinstance(operation, ops.AddField):
+                    if not operation.field.null and operation.field.default is None:
+                        cursor.execute('SELECT count(*) FROM "%s"' % table)
+                        found.append({"table": table, "column": column, "rows_without_value": cursor.fetchone()[0]})
+                elif exc_code == "23505" and operation.field.unique:
+                    cursor.execute(
+                        'SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM "%s" GROUP BY "%s" HAVING count(*) > 1) d'
+                        % (table, column)
+                    )
+                    groups, rows = cursor.fetchone()
+                    found.append({"table": table, "column": column, "duplicate_values": groups, "rows": int(rows)})
+                elif exc_code == "23502" and not operation.field.null:
+                    cursor.execute('SELECT count(*) FROM "%s" WHERE "%s" IS NULL' % (table, column))
+                    found.append({"table": table, "column": column, "null_rows": cursor.fetchone()[0]})
+        except Exception as exc:  # the column may be absent on this side: nothing to count
+            found.append({"table": table, "column": column, "not_counted": error_message(exc)})
+    return found
+
+
+def lock_summary(statements, atomic, migration_seconds):
+    """Locks each statement takes and how long they were held, from the statement log: in a
+    transaction a lock is held until commit, otherwise until the statement ends."""
+    held = {}
+    for statement in statements:
+        mode, relation, _kind = classify_statement(statement["sql"])
+        if not mode or not relation:
+            continue
+        seconds = (migration_seconds - statement["at"]) if atomic else statement["seconds"]
+        key = (relation, mode)
+        held[key] = max(held.get(key, 0.0), seconds)
+    return [{"relation": r, "mode": m, "held_seconds": round(s, 4)} for (r, m), s in sorted(held.items())]
+
+
+def annotate_statements(statements, existing_tables):
+    """Add the relation each statement works on, and whether that relation existed before the release."""
+    for statement in statements:
+        _mode, relation, _kind = classify_statement(statement["sql"])
+        statement["relation"] = relation
+        statement["existing_relation"] = bool(relation) and relation in existing_tables
+    return statements
+
+
+def lint_sql(statements):
+    """The DDL a SQL linter should see: statements on tables that existed before the release."""
+    chosen = [
+        s["sql"]
+        for s in statements
+        if s.get("existing_relation") and not s["sql"].upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))
+    ]
+    return ";\n".join(chosen) + ";" if chosen else ""
+
+
+ROW_DEPENDENT = ("non-concurrent-index", "column-type-change", "set-not-null", "add-not-null-column", "validating-constraint")
+
+
+def migration_warnings(entry, description, slow_seconds):
+    """Dangerous operations, with figures from the copy. Tables the release itself creates are left out
+    (nothing uses them yet), and so are row-dependent risks on tables with no rows."""
+    warnings = []
+    key = entry["migration"]
+    rows = entry.get("rows", {})
+    for statement in entry.get("statements", []):
+        relation = statement.get("relation")
+        if not statement.get("existing_relation"):
+            continue
+        n = rows.get(relation, 0)
+        for kind in statement_warnings(statement["sql"]):
+            if kind in ROW_DEPENDENT and not n:
+                continue
+            if kind == "non-concurrent-index":
+                text = "CREATE INDEX without CONCURRENTLY on %s (%d rows): writes blocked for %.3f s on the copy" % (
+                    relation,
+                    n,
+                    statement["seconds"],
+                )
+            elif kind == "column-type-change":
+                text = "column type change on %s (%d rows): ACCESS EXCLUSIVE for %.3f s on the copy" % (
+                    relation,
+                    n,
+                    statement["seconds"],
+                )
+            elif kind in ("set-not-null", "add-not-null-column"):
+                text = "NOT NULL on %s, which has %d rows: scans the table and fails on NULLs" % (relation, n)
+            elif kind in ("drop-column", "drop-table", "rename"):
+                text = "%s on %s: the release still running during the switch may break" % (kind.replace("-", " "), relation)
+            else:
+                text = "constraint validated on %s (%d rows) in %.3f s, under lock" % (relation, n, statement["seconds"])
+            warnings.append({"migration": key, "rule": kind, "message": text, "seconds": statement["seconds"], "rows": n})
+    for rewritten in entry.get("rewritten", []):
+        warnings.append(
+            {
+                "migration": key,
+                "rule": "table-rewrite",
+                "message": "table %s (%d rows) was rewritten: ACCESS EXCLUSIVE for the whole rewrite" % (rewritten, rows.get(rewritten, 0)),
+                "rows": rows.get(rewritten, 0),
+            }
+        )
+    for operation in description["irreversible"]:
+        warnings.append({"migration": key, "rule": "irreversible", "message": "no reverse for: %s" % operation})
+    if not description["atomic"]:
+        warnings.append(
+            {
+                "migration": key,
+                "rule": "non-atomic",
+                "message": "non-atomic migration: a failure can leave it half applied; applied on its own, outside the batch",
+            }
+        )
+    if entry.get("seconds", 0) > slow_seconds:
+        warnings.append(
+            {
+                "migration": key,
+                "rule": "slow",
+                "message": "took %.1f s on the copy" % entry["seconds"],
+                "seconds": entry["seconds"],
+            }
+        )
+    return warnings
+
+
+def command_rehearse(data):
+    """Apply the pending migrations on this (scratch) database one at a time, as migrate would."""
+    from django.apps import apps as global_apps
+    from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    slow_seconds = float(data.get("slow_seconds", 5))
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    descriptions = {d["migration"]: d for d in data.get("descriptions", [])}
+    expected = data.get("expected_plan")
+    result = {"migrations": [], "warnings": [], "plan": [key_of(m) for m, _b in plan], "faked": [], "errors": []}
+    if expected is not None and result["plan"] != expected:
+        result["errors"].append("the copy's plan %s differs from the analysed plan %s" % (result["plan"], expected))
+        return result
+    log = StatementLog()
+    existing_tables = set(connection.introspection.table_names())
+    emit_pre_migrate_signal(0, False, connection.alias, apps=global_apps, plan=plan)
+    executor.recorder.ensure_schema()
+    state = executor._create_project_state(with_applied_migrations=True)
+    failed = False
+    for migration, _backwards in plan:
+        key = key_of(migration)
+        description = descriptions.get(key) or {
+            "tables": [],
+            "creates": [],
+            "irreversible": [],
+            "atomic": migration.atomic,
+            "schema_creating_only": False,
+        }
+        entry = {"migration": key, "atomic": bool(migration.atomic)}
+        result["migrations"].append(entry)
+        if failed:
+            entry["outcome"] = "not reached"
+            continue
+        tables = description.get("tables", [])
+        entry["rows"] = row_counts(connection, tables)
+        files_before = relfilenodes(connection, tables)
+        invalid_before = invalid_indexes(connection) if not migration.atomic else set()
+        before = state.clone()
+        log.reset()
+        started = time.monotonic()
+        try:
+            with connection.execute_wrapper(log):
+                state = executor.apply_migration(state, migration)
+            entry["outcome"] = "applied"
+        except Exception as exc:  # every failure is evidence; the strategy decides what it means
+            entry["seconds"] = round(time.monotonic() - started, 4)
+            entry["error"] = {"sqlstate": sqlstate(exc), "message": error_message(exc), "type": type(exc).__name__}
+            entry["statements"] = annotate_statements(log.statements, existing_tables)
+            if not migration.atomic:
+                entry["cleanup"] = clean_half_applied(connection, invalid_before)
+            code = entry["error"]["sqlstate"]
+            if code in DUPLICATE_OBJECT and migration.atomic and description.get("schema_creating_only"):
+                try:
+                    proof = prove_fake(connection, migration, description, (migration.app_label, migration.name))
+                except Exception as proof_error:  # no proof is a refusal
+                    proof = {
+                        "found": False,
+                        "compared_equal": False,
+                        "differences": ["could not build the reference: %s" % error_message(proof_error)],
+                    }
+                entry["fake_proof"] = proof
+                if proof["found"] and proof["compared_equal"]:
+                    executor.record_migration(migration)
+                    state = migration.mutate_state(before, preserve=False)
+                    entry["outcome"] = "faked"
+                    result["faked"].append(key)
+                    continue
+            entry["offending_rows"] = offending_rows(connection, migration, code, before.apps)
+            entry["outcome"] = "failed"
+            failed = True
+            continue
+        entry["seconds"] = round(time.monotonic() - started, 4)
+        entry["statements"] = annotate_statements(log.statements, existing_tables)
+        entry["locks"] = lock_summary(log.statements, migration.atomic, entry["seconds"])
+        entry["lint_sql"] = lint_sql(entry["statements"])
+        files_after = relfilenodes(connection, tables)
+        entry["rewritten"] = sorted(t for t, node in files_before.items() if t in files_after and files_after[t] != node)
+        result["warnings"] += migration_warnings(entry, description, slow_seconds)
+    if not failed:
+        emit_post_migrate_signal(0, False, connection.alias, apps=state.apps, plan=plan)
+        connection.close()
+        after = MigrationExecutor(connection)
+        remaining = after.migration_plan(after.loader.graph.leaf_nodes())
+        result["post_check"] = {"pending_after": [key_of(m) for m, _b in remaining], "ok": not remaining}
+    return result
+
+
+def clean_half_applied(connection, invalid_before):
+    """After a non-atomic migration failed: drop the invalid indexes it left (what CREATE INDEX
+    CONCURRENTLY leaves behind), and say what was found."""
+    connection.close()
+    left = sorted(invalid_indexes(connection) - invalid_before)
+    with connection.cursor() as cursor:
+        for name in left:
+            cursor.execute('DROP INDEX CONCURRENTLY IF EXISTS "%s"' % name.replace('"', '""'))
+    return {"invalid_indexes_left": left, "dropped": left, "clean": not (invalid_indexes(connection) - invalid_before)}
+
+
+def command_apply(data):
+    """Apply a validated plan: fake exactly the listed migrations, apply the others, in plan order."""
+    from django.apps import apps as global_apps
+    from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
     executor = MigrationExecutor(connection)
-    loader = executor.loader
-    loader.check_consistent_history(connection)
-    conflicts = loader.detect_conflicts()
-    plan = executor.migration_plan(loader.graph.leaf_nodes())
-    pending = [
-        {"app": migration.app_label, "name": migration.name, "atomic": bool(migration.atomic), "backwards": backwards}
-        for migration, backwards in plan
-    ]
-    result = {"pending": pending, "conflicts": conflicts}
-    result.update(migration_state(connection, loader))
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    keys = [key_of(m) for m, _b in plan]
+    expected = data.get("expected_plan")
+    fake = list(data.get("fake", []))
+    result = {"plan": keys, "applied": [], "faked": [], "errors": []}
+    if expected is not None and keys != expected:
+        result["errors"].append("production's plan %s is not the validated plan %s" % (keys, expected))
+        return result
+    if [k for k in keys if k in fake] != fake:
+        result["errors"].append("the migrations to fake %s are not pending in this order: %s" % (fake, keys))
+        return result
+    if not plan:
+        return result
+    emit_pre_migrate_signal(0, False, connection.alias, apps=global_apps, plan=plan)
+    executor.recorder.ensure_schema()
+    state = executor._create_project_state(with_applied_migrations=True)
+    for migration, _backwards in plan:
+        key = key_of(migration)
+        started = time.monotonic()
+        try:
+            if key in fake:
+                executor.record_migration(migration)
+                state = migration.mutate_state(state, preserve=False)
+                result["faked"].append(key)
+            else:
+                state = executor.apply_migration(state, migration)
+                result["applied"].append(key)
+        except Exception as exc:
+            result["failed"] = {
+                "migration": key,
+                "sqlstate": sqlstate(exc),
+                "message": error_message(exc),
+                "seconds": round(time.monotonic() - started, 4),
+            }
+            result["errors"].append("%s failed: %s" % (key, error_message(exc)))
+            return result
+    emit_post_migrate_signal(0, False, connection.alias, apps=state.apps, plan=plan)
     return result
 
 
-def command_migrate():
-    from django.core.management import call_command
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    before = command_plan()
-    if before["conflicts"]:
-        raise RuntimeError("conflicting migrations: %s" % json.dumps(before["conflicts"]))
-    started = time.monotonic()
-    call_command("migrate", interactive=False, verbosity=1)
-    seconds = time.monotonic() - started
-    connection.close()
-    after_loader = MigrationExecutor(connection).loader
-    state = migration_state(connection, after_loader)
-    return {
-        "applied": ["%s.%s" % (m["app"], m["name"]) for m in before["pending"]],
-        "seconds": round(seconds, 3),
-        "before": {"applied_count": before["applied_count"], "fingerprint": before["fingerprint"]},
-        "after": state,
-    }
-
-
-COMMANDS = {"plan": command_plan, "migrate": command_migrate}
+COMMANDS = {"analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply}
 
 
 def main(argv):
@@ -107,17 +788,11 @@ def main(argv):
         emit({"ok": False, "error": "usage: driver.py {%s}" % "|".join(sorted(COMMANDS))})
         return 2
     try:
+        data = read_input()
         setup_django()
-        result = COMMANDS[argv[1]]()
+        result = COMMANDS[argv[1]](data)
     except Exception as exc:  # report every failure as data, the module decides
-        emit(
-            {
-                "ok": False,
-                "error": "%s: %s" % (type(exc).__name__, str(exc).strip()),
-                "sqlstate": sqlstate(exc),
-                "traceback": traceback.format_exc(limit=8),
-            }
-        )
+        emit({"ok": False, "error": error_message(exc), "sqlstate": sqlstate(exc), "traceback": traceback.format_exc(limit=12)})
         return 2
     result["ok"] = True
     emit(result)

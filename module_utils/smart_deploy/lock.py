@@ -13,9 +13,7 @@ from ansible.module_utils.smart_deploy.common import from_iso, to_iso
 LOCK_FIELDS = ("lock_id", "owner", "host", "pid", "started", "release", "expires", "operation")
 
 
-def new_lock(
-    lock_id: str, owner: str, host: str, pid: int, release: str, operation: str, now: datetime.datetime, ttl_seconds: int
-) -> dict:
+def new_lock(lock_id: str, owner: str, host: str, pid: int, release: str, operation: str, now: datetime.datetime, ttl_seconds: int) -> dict:
     return dict(
         lock_id=lock_id,
         owner=owner,

@@ -9,6 +9,7 @@ import inspect
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 
@@ -48,51 +49,52 @@ def write_env_file(path: str, env: dict) -> None:
         handle.writelines(lines)
 
 
+def oneoff_name(prefix: str) -> str:
+    return "%s-oneoff-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
 def run_driver(
-    module,
     docker: str,
     image: str,
     command: str,
     env: dict,
     network: str = None,
-    name_prefix: str = "smart-deploy",
+    name: str = None,
     labels: dict = None,
     python: str = "python",
     project_dir: str = None,
+    input_data: dict = None,
+    timeout: float = None,
 ):
     """Run ``driver.py <command>`` in a throwaway container of ``image``; return (result, output).
 
-    Secrets go through an env file readable only by its owner, never on a command line. The
-    container and the temporary files are removed whatever happens.
+    Secrets go through an env file readable only by its owner, never on a command line; the input
+    is a JSON file mounted read-only. The container and the temporary files are removed whatever
+    happens, a timeout included.
     """
     tmpdir = tempfile.mkdtemp(prefix="smart-deploy-driver-")
-    name = "%s-oneoff-%s" % (name_prefix, uuid.uuid4().hex[:8])
+    name = name or oneoff_name("smart-deploy")
+    stdout = ""
     try:
         os.chmod(tmpdir, 0o755)
         driver_path = os.path.join(tmpdir, "driver.py")
         with open(driver_path, "w", encoding="utf-8") as handle:
             handle.write(driver_source())
+        input_path = os.path.join(tmpdir, "input.json")
+        with open(input_path, "w", encoding="utf-8") as handle:
+            json.dump(input_data or {}, handle)
         os.chmod(driver_path, 0o644)
+        os.chmod(input_path, 0o644)
         env = dict(env or {})
+        env["SMART_DEPLOY_INPUT"] = "/smart-deploy/input.json"
         if project_dir:
             env["SMART_DEPLOY_PROJECT_DIR"] = project_dir
         env_path = os.path.join(tmpdir, "env")
         write_env_file(env_path, env)
-        cmd = [
-            docker,
-            "run",
-            "--rm",
-            "--name",
-            name,
-            "--env-file",
-            env_path,
-            "-v",
-            "%s:/smart-deploy/driver.py:ro" % driver_path,
-            "--entrypoint",
-            python,
-            "--label",
-            "%s=%s" % (ONEOFF_LABEL, command),
-        ]
+        cmd = [docker, "run", "--rm", "--name", name, "--env-file", env_path,
+               "-v", "%s:/smart-deploy/driver.py:ro" % driver_path,
+               "-v", "%s:/smart-deploy/input.json:ro" % input_path,
+               "--entrypoint", python, "--label", "%s=%s" % (ONEOFF_LABEL, command)]  # fmt: skip
         for key, value in sorted((labels or {}).items()):
             cmd += ["--label", "%s=%s" % (key, value)]
         if network:
@@ -100,14 +102,21 @@ def run_driver(
         if project_dir:
             cmd += ["--workdir", project_dir]
         cmd += [image, "/smart-deploy/driver.py", command]
-        rc, stdout, stderr = module.run_command(cmd)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            raise DriverError("the driver's %s did not finish within %s s" % (command, timeout), output=out) from exc
+        stdout = proc.stdout
+        output = (proc.stdout + ("\n" + proc.stderr if proc.stderr else "")).strip()
     finally:
-        module.run_command([docker, "rm", "-f", name])
+        subprocess.run([docker, "rm", "-f", name], capture_output=True, check=False)
         shutil.rmtree(tmpdir, ignore_errors=True)
-    output = (stdout + ("\n" + stderr if stderr else "")).strip()
     result = parse_result(stdout)
     if result is None:
-        raise DriverError("the driver printed no result (exit %d); the container said: %s" % (rc, output[-2000:]), output=output)
+        raise DriverError(
+            "the driver printed no result (exit %d); the container said: %s" % (proc.returncode, output[-2000:]), output=output
+        )
     if not result.get("ok"):
         raise DriverError(result.get("error", "driver failed"), result=result, output=output)
     return result, output

@@ -32,7 +32,7 @@ import time
 from ansible.plugins.callback import CallbackBase
 
 ORDER = ("app", "host", "release", "previous", "outcome", "failure")
-STEP_ORDER = ("validation", "build", "migrations", "backup", "release", "health")
+STEP_ORDER = ("validation", "build", "backup", "migrations", "switch", "health")
 
 
 def rows_of(summary):

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.smart_deploy.pgcatalog import SCHEMA_LINES_SQL
 
 from tests.conftest import ROOT
 
@@ -110,6 +111,45 @@ class Deployment:
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
+    def snapshot(self) -> dict:
+        """Production's schema (every table, column, constraint, index), its rows (a checksum per
+        table), its migration history and its databases: equal snapshots mean nothing changed."""
+        tables = self.psql(
+            "SELECT string_agg(quote_ident(tablename), ' ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"
+        ).split()
+        rows = {
+            table: self.psql("SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM %s t" % table)
+            for table in tables
+        }
+        return {
+            "schema": self.psql(SCHEMA_LINES_SQL),
+            "rows": rows,
+            "databases": self.psql("SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database"),
+        }
+
+    def scratch_leftovers(self) -> list:
+        """Scratch containers, networks and volumes of this app that are still around."""
+        label = ["--filter", "label=smart-deploy.app=%s" % self.name, "--filter", "label=smart-deploy.scratch"]
+        found = run(["docker", "ps", "-aq", *label]).stdout.split()
+        found += run(["docker", "network", "ls", "-q", *label]).stdout.split()
+        found += [n for n in run(["docker", "ps", "-a", "--format", "{{.Names}}"]).stdout.split() if "scratch" in n and self.name in n]
+        return found
+
+    def reset_to(self, commit: str) -> None:
+        """Throw away the releases after ``commit`` (a developer reverting a bad change)."""
+        self.git("reset", "-q", "--hard", commit)
+        self.git("clean", "-qfd", "--exclude=backend/wheels")
+
+    def validation_reports(self) -> list:
+        folder = self.state_dir / "validations"
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
+
+    def run_in(self, container: str, *command: str) -> str:
+        """Run a command in one of the app's containers (what an operator does by hand)."""
+        result = run(["docker", "exec", container, *command])
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
     def releases(self) -> dict:
         return json.loads((self.state_dir / "releases.json").read_text())
 
@@ -128,6 +168,24 @@ class Deployment:
         images = run(["docker", "images", "-q", "--filter", "reference=%s-*" % self.name]).stdout.split()
         if images:
             run(["docker", "rmi", "-f", *sorted(set(images))])
+
+
+def assert_ok(result):
+    assert result.returncode == 0, "playbook failed:\n%s\n%s" % (result.stdout[-8000:], result.stderr[-2000:])
+
+
+def assert_failed(result):
+    assert result.returncode != 0, "playbook should have failed:\n%s" % result.stdout[-8000:]
+
+
+@pytest.fixture(scope="module")
+def module_deployment(tmp_path_factory):
+    """One deployment shared by the tests of a module, in order (each leaves it as the next expects)."""
+    deployment = Deployment(tmp_path_factory.mktemp("deployment"))
+    try:
+        yield deployment
+    finally:
+        deployment.destroy()
 
 
 @pytest.fixture

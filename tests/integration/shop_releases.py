@@ -1,16 +1,39 @@
-"""Changes that make "release N+1" of the sample shop, the way a developer would write them."""
+"""Changes that make "release N+1" of the sample shop, the way a developer would write them: a model
+change and the migration makemigrations gives for it (models and migrations stay consistent, so
+`makemigrations --check` is clean unless a test wants otherwise)."""
 
-WISHLIST_MODEL = """
+import re
 
-class Wishlist(models.Model):
-    name = models.CharField(max_length=100)
-    created_at = models.DateTimeField(auto_now_add=True)
-"""
-
-WISHLIST_MIGRATION = """from django.db import migrations, models
+SRC = "backend/src"
 
 
-class Migration(migrations.Migration):
+def edit(deployment, relative, old, new):
+    path = deployment.source / SRC / relative
+    text = path.read_text()
+    assert old in text, "%s has no %r" % (relative, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+def add_migration(deployment, app, name, body):
+    deployment.write("%s/%s/migrations/%s.py" % (SRC, app, name), "from django.db import migrations, models\n\n\n" + body)
+
+
+# --- a new model: cart.0002_wishlist (table cart_wishlist) -----------------------------------------
+def add_wishlist(deployment):
+    edit(
+        deployment,
+        "cart/models.py",
+        "class CartItem(models.Model):",
+        "class Wishlist(models.Model):\n"
+        "    name = models.CharField(max_length=100)\n"
+        "    created_at = models.DateTimeField(auto_now_add=True)\n\n\n"
+        "class CartItem(models.Model):",
+    )
+    add_migration(
+        deployment,
+        "cart",
+        "0002_wishlist",
+        """class Migration(migrations.Migration):
     dependencies = [("cart", "0001_initial")]
 
     operations = [
@@ -23,11 +46,191 @@ class Migration(migrations.Migration):
             ],
         ),
     ]
+""",
+    )
+
+
+# --- a field on cart_item: cart.0002_cartitem_note -------------------------------------------------
+def add_cart_item_note(deployment, after="0001_initial", name="0002_cartitem_note"):
+    quantity = "    quantity = models.PositiveIntegerField(default=1)\n"
+    note = '    note = models.CharField(max_length=200, blank=True, default="")\n'
+    edit(deployment, "cart/models.py", quantity, quantity + note)
+    add_migration(
+        deployment,
+        "cart",
+        name,
+        """class Migration(migrations.Migration):
+    dependencies = [("cart", "%s")]
+
+    operations = [
+        migrations.AddField(
+            model_name="cartitem",
+            name="note",
+            field=models.CharField(blank=True, default="", max_length=200),
+        ),
+    ]
+"""
+        % after,
+    )
+
+
+# --- unique product names: catalog.0003_product_name_unique -----------------------------------------
+def make_product_name_unique(deployment):
+    edit(deployment, "catalog/models.py", "name = models.CharField(max_length=100)", "name = models.CharField(max_length=100, unique=True)")
+    add_migration(
+        deployment,
+        "catalog",
+        "0003_product_name_unique",
+        """class Migration(migrations.Migration):
+    dependencies = [("catalog", "0002_seed_products")]
+
+    operations = [
+        migrations.AlterField(
+            model_name="product",
+            name="name",
+            field=models.CharField(max_length=100, unique=True),
+        ),
+    ]
+""",
+    )
+
+
+# --- a data migration that raises: catalog.0003_check_prices ----------------------------------------
+def add_failing_data_migration(deployment):
+    deployment.write(
+        "%s/catalog/migrations/0003_check_prices.py" % SRC,
+        """from django.db import migrations
+
+
+def check_prices(apps, schema_editor):
+    Product = apps.get_model("catalog", "Product")
+    free = Product.objects.filter(price__lte=0).count()
+    if free:
+        raise ValueError("%d products have no price: fix them before this release" % free)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "0002_seed_products")]
+
+    operations = [migrations.RunPython(check_prices, migrations.RunPython.noop)]
+""",
+    )
+
+
+# --- a concurrent index (non-atomic): catalog.0003_product_name_idx ----------------------------------
+def add_concurrent_index(deployment):
+    edit(deployment, "catalog/models.py", '        ordering = ["id"]\n',
+         '        ordering = ["id"]\n        indexes = [models.Index(fields=["name"], name="catalog_product_name_idx")]\n')  # fmt: skip
+    path = "%s/catalog/migrations/0003_product_name_idx.py" % SRC
+    deployment.write(
+        path,
+        """from django.contrib.postgres.operations import AddIndexConcurrently
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    atomic = False
+    dependencies = [("catalog", "0002_seed_products")]
+
+    operations = [
+        AddIndexConcurrently(model_name="product", index=models.Index(fields=["name"], name="catalog_product_name_idx")),
+    ]
+""",
+    )
+
+
+# --- a unique index built concurrently with raw SQL (non-atomic): catalog.0003_unique_name_sql ------
+def add_unique_index_concurrently(deployment):
+    deployment.write(
+        "%s/catalog/migrations/0003_unique_name_sql.py" % SRC,
+        """from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    atomic = False
+    dependencies = [("catalog", "0002_seed_products")]
+
+    operations = [
+        migrations.RunSQL(
+            "CREATE UNIQUE INDEX CONCURRENTLY catalog_product_name_uniq ON catalog_product (name)",
+            "DROP INDEX CONCURRENTLY IF EXISTS catalog_product_name_uniq",
+        ),
+    ]
+""",
+    )
+
+
+# --- an app that had no migrations (its table made by migrate --run-syncdb) --------------------------
+REVIEW_MODEL = """from django.db import models
+
+
+class Review(models.Model):
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="reviews")
+    title = models.CharField(max_length=%(title_length)d)
+    slug = models.SlugField(max_length=80%(slug_unique)s)
+    stars = models.PositiveSmallIntegerField(default=5)
+%(verified)s"""
+
+REVIEW_INITIAL = """import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = [("catalog", "0002_seed_products")]
+
+    operations = [
+        migrations.CreateModel(
+            name="Review",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(max_length=%(title_length)d)),
+                ("slug", models.SlugField(max_length=80%(slug_unique)s)),
+                ("stars", models.PositiveSmallIntegerField(default=5)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="reviews", to="catalog.product"
+                    ),
+                ),
+            ],
+        ),
+    ]
+"""
+
+REVIEW_VERIFIED = """class Migration(migrations.Migration):
+    dependencies = [("reviews", "0001_initial")]
+
+    operations = [
+        migrations.AddField(model_name="review", name="verified", field=models.BooleanField(default=False)),
+    ]
 """
 
 
-def add_wishlist(deployment) -> None:
-    """A new model in the cart app and its migration cart.0002_wishlist (table cart_wishlist)."""
-    models = deployment.source / "backend" / "src" / "cart" / "models.py"
-    models.write_text(models.read_text() + WISHLIST_MODEL)
-    deployment.write("backend/src/cart/migrations/0002_wishlist.py", WISHLIST_MIGRATION)
+def review_values(title_length, slug_unique, verified=False):
+    return {
+        "title_length": title_length,
+        "slug_unique": ", unique=True" if slug_unique else "",
+        "verified": "    verified = models.BooleanField(default=False)\n" if verified else "",
+    }
+
+
+def add_reviews_app_without_migrations(deployment, title_length=60, slug_unique=False):
+    """An older release: app `reviews` with a model and no migrations package."""
+    deployment.write("%s/reviews/__init__.py" % SRC, "")
+    deployment.write("%s/reviews/models.py" % SRC, REVIEW_MODEL % review_values(title_length, slug_unique))
+    edit(deployment, "shop/settings.py", '    "cart",\n]', '    "cart",\n    "reviews",\n]')
+
+
+def give_reviews_migrations(deployment, title_length=60, slug_unique=False, then_add_verified=True):
+    """The newer release: reviews gets its 0001_initial (and a later 0002 adding a field)."""
+    values = review_values(title_length, slug_unique, verified=then_add_verified)
+    deployment.write("%s/reviews/models.py" % SRC, REVIEW_MODEL % values)
+    deployment.write("%s/reviews/migrations/__init__.py" % SRC, "")
+    deployment.write("%s/reviews/migrations/0001_initial.py" % SRC, REVIEW_INITIAL % values)
+    if then_add_verified:
+        add_migration(deployment, "reviews", "0002_review_verified", REVIEW_VERIFIED)
+
+
+def migration_names(text):
+    return re.findall(r"\b[a-z_]+\.\d{4}_\w+", text)

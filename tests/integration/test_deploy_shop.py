@@ -4,11 +4,8 @@ Docker engine and PostgreSQL."""
 import hashlib
 import json
 
+from tests.integration.conftest import assert_ok
 from tests.integration.shop_releases import add_wishlist
-
-
-def assert_ok(result):
-    assert result.returncode == 0, "playbook failed:\n%s\n%s" % (result.stdout[-6000:], result.stderr[-2000:])
 
 
 def test_deploys_the_shop_then_a_release_with_one_more_migration(deployment):

@@ -50,7 +50,7 @@ def test_no_verb_prints_usage(tmp_path):
     assert result.returncode == 2 and "Usage:" in result.stderr
 
 
-@pytest.mark.parametrize("verb", ["dev", "build", "validate", "emergency", "cleanup", "rollback"])
+@pytest.mark.parametrize("verb", ["dev", "build", "emergency", "cleanup", "rollback"])
 def test_verbs_not_built_yet_say_so(tmp_path, verb):
     result = deploy(verb, tmp_path=tmp_path)
     assert result.returncode == 3

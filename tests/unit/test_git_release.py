@@ -22,9 +22,7 @@ def repo(tmp_path):
 
 
 def head(repo):
-    return subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def test_clean_checkout_is_named_after_the_sha(repo, run_module):

@@ -1,0 +1,356 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: django_migration_dryrun
+short_description: Rehearse a release's Django migrations on a scratch copy of production
+description:
+  - Reads production's migration state with C(psql) in the database container (no application code
+    touches production), then runs smart-deploy's driver in a container of the new release image with
+    no network at all to compute the plan and the pre-checks (inconsistent history, conflicting leaf
+    migrations, model changes without migrations). Nothing pending ends there, without a copy.
+  - Otherwise starts a scratch PostgreSQL (the production database's image) on an internal Docker
+    network of its own, copies production into it (the schema of every table; the rows of the tables
+    the pending migrations touch, of the tables they reference, and of small tables; every row when a
+    migration runs Python or raw SQL), checks the copy's schema fingerprint against production's, and
+    runs the driver there, on that network only, to apply the pending migrations one at a time.
+  - Returns the report the strategy is decided from (M(migration_strategy)) - per migration its outcome,
+    duration, statements, locks and how long they were held, SQLSTATE on failure, fake proof - and
+    removes the scratch database, container and network on every path, failures and interrupts
+    included. Scratch resources left by a killed earlier run of the same app are removed first.
+options:
+  image:
+    description: The new release's backend image (it holds the Django project and its migrations).
+    type: str
+    required: true
+  db_container:
+    description: Production database container. When it does not exist yet the rehearsal starts from an empty database.
+    type: str
+    required: true
+  db_name:
+    description: Production database name.
+    type: str
+    required: true
+  db_user:
+    description: Role C(psql) and C(pg_dump) use in the database container (over its local socket).
+    type: str
+    required: true
+  db_image:
+    description: Image of the scratch database. Defaults to the production container's image, so versions match.
+    type: str
+  app_name:
+    description: Application name, prefix of the scratch resources.
+    type: str
+    required: true
+  env:
+    description:
+      - Environment of the app's containers that may be shown. Its database variables
+        (C(POSTGRES_HOST/PORT/DB/USER/PASSWORD), C(DATABASE_URL)) are replaced by the scratch database's.
+    type: dict
+    default: {}
+  secret_env:
+    description: Environment of the app's containers that is never shown (passwords, secret key).
+    type: dict
+    default: {}
+  rehearse:
+    description: Copy and rehearse. V(false) stops after the plan and the pre-checks.
+    type: bool
+    default: true
+  small_table_bytes:
+    description: Tables up to this size are copied with their rows even when no pending migration touches them.
+    type: int
+    default: 8388608
+  slow_seconds:
+    description: A migration slower than this on the copy gets a warning.
+    type: float
+    default: 5
+  timeout:
+    description: Seconds the rehearsal may take before it is stopped (and counts as failed).
+    type: int
+    default: 1800
+  project_dir:
+    description: Folder of C(manage.py) inside the image; defaults to the image's working directory.
+    type: str
+  python:
+    description: Python executable inside the image.
+    type: str
+    default: python
+  docker_cli:
+    description: Docker command line client to use.
+    type: str
+    default: docker
+attributes:
+  check_mode:
+    support: full
+    details: The rehearsal never changes production or anything that outlives it, so it runs in check mode too.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+author:
+  - smart-deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Rehearse the migrations of the new release
+  django_migration_dryrun:
+    image: shop-backend:3f2a1b9c0d1e
+    db_container: shop-db
+    db_name: shop
+    db_user: shop
+    app_name: shop
+    env: "{{ shop_container_env }}"
+  register: dryrun
+
+- name: Only the plan and the pre-checks (emergency deploys)
+  django_migration_dryrun:
+    image: shop-backend:3f2a1b9c0d1e
+    db_container: shop-db
+    db_name: shop
+    db_user: shop
+    app_name: shop
+    rehearse: false
+  register: plan
+"""
+
+RETURN = r"""
+report:
+  description: The rehearsal report.
+  returned: always
+  type: dict
+  contains:
+    production:
+      description: Production before the rehearsal (applied count, migrations and schema fingerprints, size).
+      type: dict
+    prechecks:
+      description: Errors found before any copy (inconsistent history, conflicts, missing migrations).
+      type: dict
+    pending:
+      description: Pending migrations in plan order, with what each does and touches.
+      type: list
+    copy:
+      description: How the copy was made (mode, tables with data, bytes, seconds, fidelity) or why it was skipped.
+      type: dict
+    migrations:
+      description: Per migration, the outcome on the copy (applied, faked, failed, not reached) with its evidence.
+      type: list
+    warnings:
+      description: Dangerous operations with the figures measured on the copy.
+      type: list
+    timings:
+      description: Seconds spent per phase.
+      type: dict
+    scratch:
+      description: Scratch resources swept before and left after (always empty lists after a normal run).
+      type: dict
+"""
+
+import secrets
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.oneoff import DriverError, oneoff_name, run_driver
+from ansible.module_utils.smart_deploy.pgcatalog import copy_plan, dump_pattern
+from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state
+from ansible.module_utils.smart_deploy.scratch import Interrupted, Scratch, ScratchError, raise_on_signals, sweep
+
+EMPTY_STATE = {"applied": [], "applied_count": 0, "tables": {}, "foreign_keys": [], "database_bytes": 0}
+
+
+class RehearsalError(Exception):
+    pass
+
+
+def copy_database(docker, params, scratch, plan):
+    """Stream production into the scratch database: pg_dump in the production container, pg_restore in
+    the scratch one, rows left out for the tables the plan keeps schema-only. Returns bytes moved."""
+    import subprocess
+    import tempfile
+
+    dump_cmd = [docker, "exec", params["db_container"], "pg_dump", "-Fc", "-Z0", "-U", params["db_user"], "-d", params["db_name"]]
+    dump_cmd += ["--exclude-table-data=%s" % dump_pattern(table) for table in plan["tables_schema_only"]]
+    restore_cmd = [docker, "exec", "-i", scratch.container, "pg_restore", "--no-owner", "--no-acl", "--exit-on-error",
+                   "-U", scratch.user, "-d", scratch.database]  # fmt: skip
+    moved = 0
+    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err:
+        dump = subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err)
+        restore = subprocess.Popen(restore_cmd, stdin=subprocess.PIPE, stderr=restore_err)
+        try:
+            for chunk in iter(lambda: dump.stdout.read(1 << 20), b""):
+                restore.stdin.write(chunk)
+                moved += len(chunk)
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                restore.stdin.close()
+            except BrokenPipeError:
+                pass
+            dump_rc = dump.wait()
+            restore_rc = restore.wait()
+        if dump_rc != 0:
+            dump_err.seek(0)
+            raise RehearsalError("pg_dump of production failed: %s" % dump_err.read().decode(errors="replace").strip()[-1500:])
+        if restore_rc != 0:
+            restore_err.seek(0)
+            raise RehearsalError("restoring the copy failed: %s" % restore_err.read().decode(errors="replace").strip()[-1500:])
+    return moved
+
+
+def read_production(docker, params):
+    if not container_running(docker, params["db_container"]):
+        return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
+    state = database_state(docker, params["db_container"], params["db_user"], params["db_name"], with_tables=True)
+    state["exists"] = True
+    return state
+
+
+def fingerprints_of_nothing():
+    from ansible.module_utils.smart_deploy.pgcatalog import fingerprint, migrations_fingerprint
+
+    return {"migrations_fingerprint": migrations_fingerprint([]), "schema_fingerprint": fingerprint("")}
+
+
+def rehearse(module, docker, params, report, production):
+    """The copy and the rehearsal; fills ``report`` as it goes so a failure still says how far it got."""
+    timings = report["timings"]
+    pending = report["pending"]
+    unknown = any(m["tables_unknown"] for m in pending)
+    touched = None if unknown else {t for m in pending for t in m["tables"]}
+    plan = copy_plan(production["tables"], production["foreign_keys"], touched, params["small_table_bytes"])
+    if unknown:
+        plan["why_full"] = "a pending migration runs Python or raw SQL, which may read any table: %s" % ", ".join(
+            m["migration"] for m in pending if m["tables_unknown"]
+        )
+    report["copy"] = dict(plan, skipped=False, production_exists=production["exists"])
+    image = params["db_image"] or image_of(docker, params["db_container"]) or "postgres:15-bookworm"
+    scratch = Scratch(docker, params["app_name"], image)
+    report["scratch"]["run_id"] = scratch.run_id
+    try:
+        started = time.monotonic()
+        scratch.start()
+        timings["scratch_start"] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        if production["exists"]:
+            report["copy"]["bytes_streamed"] = copy_database(docker, params, scratch, plan)
+        timings["copy"] = round(time.monotonic() - started, 3)
+        copied = database_state(docker, scratch.container, scratch.user, scratch.database)
+        report["copy"]["fidelity"] = same_state(copied, production)
+        if not report["copy"]["fidelity"]:
+            report["errors"].append("the copy's schema or migration history differs from production's: the copy cannot be trusted")
+            return
+        started = time.monotonic()
+        name = oneoff_name("%s-scratch" % params["app_name"])
+        try:
+            result, _output = run_driver(
+                docker, params["image"], "rehearse", scratch.env(params["full_env"]), network=scratch.network, name=name,
+                labels=scratch.labels, python=params["python"], project_dir=params["project_dir"], timeout=params["timeout"],
+                input_data={"descriptions": pending, "expected_plan": [m["migration"] for m in pending],
+                            "slow_seconds": params["slow_seconds"]},
+            )  # fmt: skip
+        except DriverError as exc:
+            report["errors"].append("the rehearsal could not run: %s" % exc)
+            report["driver_output"] = exc.output[-4000:]
+            return
+        finally:
+            timings["rehearse"] = round(time.monotonic() - started, 3)
+        report["errors"] += result.get("errors", [])
+        report["migrations"] = result.get("migrations", [])
+        report["warnings"] += result.get("warnings", [])
+        report["post_check"] = result.get("post_check", {})
+        report["copy"]["peak_disk_bytes"] = scratch.disk_bytes()
+    finally:
+        started = time.monotonic()
+        left = scratch.remove()
+        timings["cleanup"] = round(time.monotonic() - started, 3)
+        report["scratch"]["left"] = left
+
+
+def image_of(docker, container):
+    import subprocess
+
+    result = subprocess.run([docker, "inspect", "-f", "{{.Config.Image}}", container], capture_output=True, text=True, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            image=dict(type="str", required=True),
+            db_container=dict(type="str", required=True),
+            db_name=dict(type="str", required=True),
+            db_user=dict(type="str", required=True),
+            db_image=dict(type="str"),
+            app_name=dict(type="str", required=True),
+            env=dict(type="dict", default={}),
+            secret_env=dict(type="dict", default={}, no_log=True),
+            rehearse=dict(type="bool", default=True),
+            small_table_bytes=dict(type="int", default=8 * 1024 * 1024),
+            slow_seconds=dict(type="float", default=5.0),
+            timeout=dict(type="int", default=1800),
+            project_dir=dict(type="str"),
+            python=dict(type="str", default="python"),
+            docker_cli=dict(type="str", default="docker"),
+        ),
+        supports_check_mode=True,
+    )
+    params = dict(module.params)
+    params["full_env"] = dict(params["env"], **params["secret_env"])
+    docker = module.get_bin_path(params["docker_cli"], required=True)
+    if not docker_ok(docker, "image", "inspect", params["image"]):
+        module.fail_json(msg="image %s does not exist on this host: build it first" % params["image"])
+    if params["small_table_bytes"] < 0 or params["timeout"] < 1:
+        module.fail_json(msg="small_table_bytes must be >= 0 and timeout >= 1")
+
+    report = {"image": params["image"], "errors": [], "warnings": [], "migrations": [], "timings": {}, "scratch": {}}
+    restore_signals = raise_on_signals()
+    started = time.monotonic()
+    try:
+        report["scratch"]["swept"] = sweep(docker, params["app_name"])
+        production = read_production(docker, params)
+        report["production"] = {k: production[k] for k in ("exists", "applied_count", "migrations_fingerprint", "schema_fingerprint")}
+        report["production"]["database_bytes"] = production.get("database_bytes", 0)
+        t0 = time.monotonic()
+        try:
+            analysis, _output = run_driver(
+                docker, params["image"], "analyze", params["full_env"], network="none", name=oneoff_name(params["app_name"]),
+                labels={"smart-deploy.app": params["app_name"]}, python=params["python"], project_dir=params["project_dir"],
+                input_data={"applied": production["applied"]}, timeout=300,
+            )  # fmt: skip
+        except DriverError as exc:
+            module.fail_json(msg="could not read the migrations of image %s: %s" % (params["image"], exc), output=exc.output[-4000:],
+                             report=report)  # fmt: skip
+        report["timings"]["analyze"] = round(time.monotonic() - t0, 3)
+        report["prechecks"] = {k: analysis.get(k) for k in ("errors", "conflicts", "missing_migrations", "unknown_applied")}
+        report["pending"] = analysis["pending"]
+        if analysis["unknown_applied"]:
+            report["warnings"].append({"rule": "unknown-applied", "message": "production has applied migrations this release does "
+                                       "not have (an older release?): %s" % ", ".join(analysis["unknown_applied"])})  # fmt: skip
+        if analysis["errors"]:
+            report["copy"] = {"skipped": True, "why": "pre-checks failed"}
+        elif not report["pending"]:
+            report["copy"] = {"skipped": True, "why": "nothing pending"}
+        elif not params["rehearse"]:
+            report["copy"] = {"skipped": True, "why": "rehearsal not asked for"}
+        else:
+            rehearse(module, docker, params, report, production)
+    except Interrupted as exc:
+        report["errors"].append(str(exc))
+        module.fail_json(msg="the rehearsal was interrupted; scratch resources were removed", report=report)
+    except (PsqlError, ScratchError, RehearsalError) as exc:
+        report["errors"].append(str(exc))
+        module.fail_json(msg="the rehearsal failed before reaching a verdict: %s" % exc, report=report)
+    finally:
+        restore_signals()
+        report["timings"]["total"] = round(time.monotonic() - started, 3)
+    report["id"] = secrets.token_hex(6)
+    module.exit_json(changed=False, report=report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: migration_strategy
+short_description: Decide normal, fake or abort from a migration rehearsal report
+description:
+  - Pure decision from the report of M(django_migration_dryrun) (and optional SQL linter findings).
+  - V(abort) when a pre-check failed, the copy was not faithful, a migration failed on the copy (unless
+    it was a proven fake), migrations were still pending on the copy afterwards, or a warning listed in
+    O(abort_on) showed up. V(fake) when every migration applied, some only after a proven fake, listed
+    in order in C(fake). V(normal) otherwise, including when nothing is pending.
+  - Never changes anything; it runs on the controller.
+options:
+  report:
+    description: The C(report) returned by M(django_migration_dryrun).
+    type: dict
+    required: true
+  lint:
+    description: SQL linter findings per migration (C({"app.0002_x": [{rule_name, message}]})), shown as warnings.
+    type: dict
+    default: {}
+  abort_on:
+    description: Warning rules that turn the verdict into V(abort) (for example C(table-rewrite), C(squawk:ban-drop-column)).
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+author:
+  - smart-deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Decide the migration strategy
+  migration_strategy:
+    report: "{{ dryrun.report }}"
+    abort_on: [table-rewrite]
+  register: strategy
+
+- name: Stop on abort
+  ansible.builtin.fail:
+    msg: "{{ strategy.reasons | join('; ') }}"
+  when: strategy.strategy == 'abort'
+"""
+
+RETURN = r"""
+strategy:
+  description: V(normal), V(fake) or V(abort).
+  returned: always
+  type: str
+pending:
+  description: The pending migrations, in plan order.
+  returned: always
+  type: list
+  elements: str
+fake:
+  description: Migrations to fake in production, in order (only with V(fake)).
+  returned: always
+  type: list
+  elements: str
+apply:
+  description: Migrations to apply in production, in order (empty with V(abort)).
+  returned: always
+  type: list
+  elements: str
+reasons:
+  description: Why the verdict is V(abort).
+  returned: always
+  type: list
+  elements: str
+migration_warnings:
+  description: Dangerous operations found, with the figures measured on the copy.
+  returned: always
+  type: list
+  elements: dict
+summary:
+  description: One line saying what will happen.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.strategy import decide
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            report=dict(type="dict", required=True),
+            lint=dict(type="dict", default={}),
+            abort_on=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    report = module.params["report"]
+    if "pending" not in report and not report.get("errors") and not (report.get("prechecks") or {}).get("errors"):
+        module.fail_json(msg="this is not a rehearsal report (no 'pending' list): pass the report of django_migration_dryrun")
+    verdict = decide(report, module.params["lint"], module.params["abort_on"])
+    # "warnings" is Ansible's own key for module warnings
+    verdict["migration_warnings"] = verdict.pop("warnings")
+    module.exit_json(changed=False, **verdict)
+
+
+if __name__ == "__main__":
+    main()

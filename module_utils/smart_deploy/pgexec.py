@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""psql in a database container (docker exec), and production's migration state read with it.
+
+No application code runs here: the catalog and django_migrations are read by PostgreSQL's own tools
+in the database's own container, over its local socket.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from ansible.module_utils.smart_deploy.pgcatalog import (
+    APPLIED_MIGRATIONS_SQL,
+    HAS_MIGRATIONS_TABLE_SQL,
+    SCHEMA_LINES_SQL,
+    TABLES_SQL,
+    fingerprint,
+    migrations_fingerprint,
+)
+
+
+class PsqlError(Exception):
+    pass
+
+
+def docker_ok(docker: str, *args: str) -> bool:
+    return subprocess.run([docker, *args], capture_output=True, check=False).returncode == 0
+
+
+def container_running(docker: str, name: str) -> bool:
+    result = subprocess.run([docker, "inspect", "-f", "{{.State.Running}}", name], capture_output=True, text=True, check=False)
+    return result.returncode == 0 and result.stdout.strip() == "true"
+
+
+def psql(docker: str, container: str, user: str, database: str, sql: str) -> str:
+    cmd = [docker, "exec", "-i", container, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", database]
+    result = subprocess.run(cmd, input=sql, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PsqlError("psql in %s failed: %s" % (container, result.stderr.strip()))
+    return result.stdout.strip()
+
+
+def database_state(docker: str, container: str, user: str, database: str, with_tables: bool = False) -> dict:
+    """Applied migrations, their fingerprint and the schema fingerprint of a database in a container."""
+    applied = []
+    if psql(docker, container, user, database, HAS_MIGRATIONS_TABLE_SQL) == "t":
+        applied = json.loads(psql(docker, container, user, database, APPLIED_MIGRATIONS_SQL) or "[]")
+    state = {
+        "applied": applied,
+        "applied_count": len(applied),
+        "migrations_fingerprint": migrations_fingerprint(applied),
+        "schema_fingerprint": fingerprint(psql(docker, container, user, database, SCHEMA_LINES_SQL)),
+    }
+    if with_tables:
+        state.update(json.loads(psql(docker, container, user, database, TABLES_SQL)))
+    return state
+
+
+def same_state(one: dict, other: dict) -> bool:
+    return (one.get("migrations_fingerprint"), one.get("schema_fingerprint")) == (
+        other.get("migrations_fingerprint"),
+        other.get("schema_fingerprint"),
+    )
