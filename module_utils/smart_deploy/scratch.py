@@ -101,7 +101,7 @@ class Scratch:
         with tempfile.TemporaryDirectory(prefix="smart-deploy-scratch-") as tmpdir:
             env_file = os.path.join(tmpdir, "env")
             write_env_file(env_file, {"POSTGRES_USER": self.user, "POSTGRES_PASSWORD": self.password, "POSTGRES_DB": self.database})
-            run(self.docker, "run", "-d", "--name", self.container, "--network", self.network, "--env-file", env_file,
+            run(self.docker, "run", "-d", "--name", self.container, "--network", self.network, "--env-file", env_file, "--shm-size", "256m",
                 *self.label_args(), self.image, "postgres", *SCRATCH_SERVER_ARGS)  # fmt: skip
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
