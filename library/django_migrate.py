@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: django_migrate
-short_description: Apply a validated Django migration plan to production from a one-off container
+short_description: Apply a validated Django migration plan to production, or undo a failed deploy's migrations
 description:
   - The production step after M(django_migration_dryrun) and M(migration_strategy). Runs smart-deploy's
     driver in a one-off container of the release image, on the app network, with the image's own
@@ -19,6 +19,14 @@ description:
     again.
   - Fakes exactly the migrations in O(fake), in plan order, and applies the others. A plan that is not
     O(expected_plan) is refused before any change.
+  - When every pending migration is atomic they are applied in ONE transaction: all or none. Otherwise
+    one at a time (the pre-deploy backup is the way back). An advisory lock keeps two applies apart, a
+    C(lock_timeout) with retries keeps a migration from queueing behind long transactions, and the plan
+    must be empty afterwards (C(migrate --check)).
+  - With O(action=reverse), undoes the migrations a failed deploy applied (O(reverse_applied)) when that
+    loses no data - every operation only created things, and nothing was written there since - and
+    reports C(database_back). It never fails for an unsafe reverse: it says why, so the caller can
+    restore the pre-deploy backup instead.
   - Database settings and secrets reach the container through an environment file readable only by
     its owner, never on a command line.
 options:
@@ -26,11 +34,15 @@ options:
     description: Release image (it holds the Django project and its migrations).
     type: str
     required: true
+  action:
+    description: V(apply) a validated plan, or V(reverse) the migrations a failed deploy applied.
+    type: str
+    choices: [apply, reverse]
+    default: apply
   expected_plan:
-    description: The pending migrations, in order, as validated (C(app.name)). Required.
+    description: The pending migrations, in order, as validated (C(app.name)). Required with O(action=apply).
     type: list
     elements: str
-    required: true
   fake:
     description: Migrations to record as applied without running them (a proven fake), in plan order.
     type: list
@@ -38,9 +50,36 @@ options:
     default: []
   expected_state:
     description:
-      - Production's state when the plan was validated, with C(migrations_fingerprint) and
-        C(schema_fingerprint) (as in the rehearsal report's C(production)). Omit to skip the check.
+      - With O(action=apply), production's state when the plan was validated, with C(migrations_fingerprint)
+        and C(schema_fingerprint) (as in the rehearsal report's C(production)). Omit to skip the check.
+      - With O(action=reverse), the pre-deploy state the database must be back to.
     type: dict
+  reverse_applied:
+    description: With O(action=reverse), the migrations the failed deploy applied, in order.
+    type: list
+    elements: str
+    default: []
+  reverse_faked:
+    description: With O(action=reverse), the migrations it faked (their presence makes a reverse unsafe).
+    type: list
+    elements: str
+    default: []
+  applied_before:
+    description: With O(action=reverse), the migrations applied before the deploy (C(app.name)).
+    type: list
+    elements: str
+    default: []
+  lock_timeout:
+    description: PostgreSQL C(lock_timeout) while migrating; a lock wait longer than this is retried.
+    type: str
+    default: 10s
+  lock_retries:
+    description: Retries after a lock timeout (SQLSTATE 55P03).
+    type: int
+    default: 3
+  fail_after:
+    description: Test switch - fail after this many migrations (fault-injection tests only).
+    type: int
   db_container:
     description: Production database container, where C(psql) reads the migration state.
     type: str
@@ -131,11 +170,26 @@ migration_state:
   description: Production's state before and after (applied count, migrations and schema fingerprints).
   returned: always
   type: dict
+mode:
+  description: V(one transaction) or V(one by one (a migration is not atomic)).
+  returned: when migrations ran
+  type: str
+database_back:
+  description: With O(action=reverse), whether the database is back to O(expected_state).
+  returned: with O(action=reverse)
+  type: bool
+reasons:
+  description: With O(action=reverse), why the migrations were not reversed.
+  returned: with O(action=reverse)
+  type: list
+  elements: str
 failed_migration:
   description: The migration that failed, with SQLSTATE and message.
   returned: on failure
   type: dict
 """
+
+import zlib
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.oneoff import DriverError, oneoff_name, run_driver
@@ -144,11 +198,68 @@ from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, 
 STATE_KEYS = ("applied_count", "migrations_fingerprint", "schema_fingerprint")
 
 
+def advisory_key(name):
+    """The advisory lock id of an app's migrations (a signed 32-bit number derived from its name)."""
+    return zlib.crc32(("smart-deploy:" + name).encode()) - 2**31
+
+
+def read_state(module, docker, params):
+    try:
+        state = database_state(docker, params["db_container"], params["db_user"], params["db_name"])
+    except PsqlError as exc:
+        module.fail_json(msg="cannot read the database's migration state: %s" % exc, stale=False)
+    return {k: v for k, v in state.items() if k in STATE_KEYS}
+
+
+def reverse(module, params):
+    """Put the database back to the pre-deploy state by unapplying what the deploy applied, when safe."""
+    docker = module.get_bin_path(params["docker_cli"], required=True)
+    expected = params["expected_state"] or {}
+    before = read_state(module, docker, params)
+    result = dict(changed=False, database_back=False, reasons=[], reversed=[], migration_state={"before": before})
+    if expected and same_state(before, expected):
+        result.update(database_back=True, method="unchanged: the database is in its pre-deploy state")
+        module.exit_json(**result)
+    if module.check_mode:
+        module.exit_json(**result)
+    try:
+        outcome, _output = run_driver(
+            docker, params["image"], "reverse", dict(params["env"], **params["secret_env"]), network=params["network"],
+            name=oneoff_name(params["name_prefix"]), labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"],
+            project_dir=params["project_dir"], timeout=params["timeout"],
+            input_data={"applied": params["reverse_applied"], "faked": params["reverse_faked"],
+                        "applied_before": params["applied_before"], "advisory_key": advisory_key(params["name_prefix"])},
+        )  # fmt: skip
+    except DriverError as exc:
+        result["reasons"].append("reversing failed: %s" % exc)
+        result["migration_state"]["after"] = read_state(module, docker, params)
+        result["changed"] = not same_state(result["migration_state"]["after"], before)
+        module.exit_json(**result)
+    result["reasons"] += outcome.get("reasons", [])
+    result["reversed"] = outcome.get("reversed", [])
+    after = read_state(module, docker, params)
+    result["migration_state"]["after"] = after
+    result["changed"] = not same_state(after, before)
+    if outcome.get("safe") and expected:
+        result["database_back"] = same_state(after, expected)
+        if not result["database_back"]:
+            result["reasons"].append("after reversing, the schema still differs from the pre-deploy one")
+    result["method"] = "reversed migrations %s" % ", ".join(result["reversed"]) if result["reversed"] else "not reversed"
+    module.exit_json(**result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             image=dict(type="str", required=True),
-            expected_plan=dict(type="list", elements="str", required=True),
+            action=dict(type="str", choices=["apply", "reverse"], default="apply"),
+            expected_plan=dict(type="list", elements="str"),
+            reverse_applied=dict(type="list", elements="str", default=[]),
+            reverse_faked=dict(type="list", elements="str", default=[]),
+            applied_before=dict(type="list", elements="str", default=[]),
+            lock_timeout=dict(type="str", default="10s"),
+            lock_retries=dict(type="int", default=3),
+            fail_after=dict(type="int"),
             fake=dict(type="list", elements="str", default=[]),
             expected_state=dict(type="dict"),
             db_container=dict(type="str", required=True),
@@ -163,9 +274,12 @@ def main():
             timeout=dict(type="int", default=3600),
             docker_cli=dict(type="str", default="docker"),
         ),
+        required_if=[("action", "apply", ["expected_plan"])],
         supports_check_mode=True,
     )
     params = module.params
+    if params["action"] == "reverse":
+        reverse(module, params)
     plan, fake = params["expected_plan"], params["fake"]
     unknown = [key for key in fake if key not in plan]
     if unknown:
@@ -175,11 +289,7 @@ def main():
         module.fail_json(msg="image %s does not exist on this host: build it first" % params["image"], stale=False)
 
     def state():
-        try:
-            return {k: v for k, v in database_state(docker, params["db_container"], params["db_user"], params["db_name"]).items()
-                    if k in STATE_KEYS}  # fmt: skip
-        except PsqlError as exc:
-            module.fail_json(msg="cannot read production's migration state: %s" % exc, stale=False)
+        return read_state(module, docker, params)
 
     before = state()
     result = dict(changed=False, applied=[], faked=[], stale=False, migration_state={"before": before})
@@ -201,12 +311,22 @@ def main():
         applied, output = run_driver(
             docker, params["image"], "apply", full_env, network=params["network"], name=oneoff_name(params["name_prefix"]),
             labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"], project_dir=params["project_dir"],
-            input_data={"expected_plan": plan, "fake": fake}, timeout=params["timeout"],
+            input_data={"expected_plan": plan, "fake": fake, "advisory_key": advisory_key(params["name_prefix"]),
+                        "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"],
+                        "fail_after": params["fail_after"]},
+            timeout=params["timeout"],
         )  # fmt: skip
     except DriverError as exc:
         result["migration_state"]["after"] = state()
         module.fail_json(msg="migrating with image %s failed: %s" % (params["image"], exc), output=exc.output[-4000:], **result)
-    result.update(applied=applied["applied"], faked=applied["faked"], output=output[-4000:])
+    result.update(
+        applied=applied["applied"],
+        faked=applied["faked"],
+        output=output[-4000:],
+        mode=applied.get("mode"),
+        attempts=applied.get("attempts"),
+        lock_timeouts=applied.get("lock_timeouts", []),
+    )
     result["changed"] = bool(applied["applied"] or applied["faked"])
     result["migration_state"]["after"] = state()
     if applied.get("errors"):

@@ -125,7 +125,7 @@ report:
   type: dict
   contains:
     production:
-      description: Production before the rehearsal (applied count, migrations and schema fingerprints, size).
+      description: Production before the rehearsal (applied migrations, their count, migrations and schema fingerprints, size).
       type: dict
     prechecks:
       description: Errors found before any copy (inconsistent history, conflicts, missing migrations).
@@ -313,7 +313,9 @@ def main():
     try:
         report["scratch"]["swept"] = sweep(docker, params["app_name"])
         production = read_production(docker, params)
-        report["production"] = {k: production[k] for k in ("exists", "applied_count", "migrations_fingerprint", "schema_fingerprint")}
+        report["production"] = {
+            k: production[k] for k in ("exists", "applied", "applied_count", "migrations_fingerprint", "schema_fingerprint")
+        }
         report["production"]["database_bytes"] = production.get("database_bytes", 0)
         t0 = time.monotonic()
         try:

@@ -46,6 +46,12 @@ options:
     description: Migration state to record in the metadata (for example applied count and fingerprint).
     type: dict
     default: {}
+  min_free_factor:
+    description:
+      - Free space needed in O(dest) before starting, as a multiple of the database's size (a custom-format
+        dump is usually much smaller, but incompressible data is not). 0 disables the check.
+    type: float
+    default: 1.0
   docker_cli:
     description: Docker command line client to use.
     type: str
@@ -96,6 +102,7 @@ metadata:
 
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -139,6 +146,21 @@ def dump_to_file(cmd, path):
     return size, digest.hexdigest()
 
 
+def check_free_space(params, docker):
+    """Refuse to start when the backup folder cannot hold a dump as big as the database."""
+    if params["min_free_factor"] <= 0:
+        return None
+    size = int(run_capture([docker, "exec", "-i", params["container"], "psql", "-XAtq", "-U", params["user"], "-d", params["database"],
+                            "-c", "SELECT pg_database_size(current_database())"]).strip())  # fmt: skip
+    free = shutil.disk_usage(params["dest"]).free
+    needed = int(size * params["min_free_factor"])
+    if free < needed:
+        raise BackupError("not enough free space in %s: %d MiB free, the database is %d MiB (min_free_factor %.1f); "
+                          "free some space (./deploy cleanup) and run again" % (params["dest"], free >> 20, size >> 20,
+                                                                               params["min_free_factor"]))  # fmt: skip
+    return {"database_bytes": size, "free_bytes": free}
+
+
 def take_backup(params, docker):
     container, database, user = params["container"], params["database"], params["user"]
     dest = params["dest"]
@@ -149,6 +171,7 @@ def take_backup(params, docker):
     partial_path = os.path.join(dest, "." + name + ".partial")
     exec_prefix = [docker, "exec", "-i", container]
     try:
+        space = check_free_space(params, docker)
         server_version = run_capture(exec_prefix + ["psql", "-XAtq", "-U", user, "-d", database, "-c", "SHOW server_version"]).strip()
         pg_dump_version = run_capture(exec_prefix + ["pg_dump", "--version"]).strip()
 
@@ -181,6 +204,7 @@ def take_backup(params, docker):
             server_version=server_version,
             pg_dump_version=pg_dump_version,
             migration_state=params["migration_state"],
+            database_bytes=(space or {}).get("database_bytes"),
         )
         atomic_write_json(metadata_path, metadata, mode=0o600)
         os.replace(partial_path, final_path)
@@ -205,6 +229,7 @@ def main():
             app=dict(type="str", required=True),
             release=dict(type="str", required=True),
             migration_state=dict(type="dict", default={}),
+            min_free_factor=dict(type="float", default=1.0),
             docker_cli=dict(type="str", default="docker"),
         ),
         supports_check_mode=True,

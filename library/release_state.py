@@ -15,6 +15,8 @@ description:
   - V(start) appends an attempt in status C(deploying) (an attempt left C(deploying) by a run that died
     is marked C(failed) first); V(update) merges facts into the attempt under way; V(finish) makes it
     C(live) and the release it replaced C(superseded); V(fail) marks it C(failed) with a reason.
+  - V(rollback) records that an explicit rollback made O(release) serve again: the live entry becomes
+    C(rolled-back), and a new C(live) entry of kind C(rollback) is appended. O(release) must have gone live before.
   - V(read) returns the history, the live release and the previous good one, and changes nothing.
 options:
   path:
@@ -28,7 +30,7 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [read, start, update, finish, fail]
+    choices: [read, start, update, finish, fail, rollback]
     default: read
   release:
     description: Release id the action is about. Required unless O(action=read).
@@ -94,6 +96,10 @@ previous:
   description: The newest good entry other than the live one (the default rollback target), or an empty dict.
   returned: always
   type: dict
+interrupted:
+  description: An attempt left C(deploying) by a run that died, or an empty dict.
+  returned: always
+  type: dict
 entry:
   description: The entry the action touched.
   returned: unless O(action=read)
@@ -113,13 +119,13 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             app=dict(type="str", required=True),
-            action=dict(type="str", choices=["read", "start", "update", "finish", "fail"], default="read"),
+            action=dict(type="str", choices=["read", "start", "update", "finish", "fail", "rollback"], default="read"),
             release=dict(type="str"),
             fields=dict(type="dict", default={}),
             reason=dict(type="str"),
             history_limit=dict(type="int", default=200),
         ),
-        required_if=[("action", action, ["release"]) for action in ("start", "update", "finish", "fail")],
+        required_if=[("action", action, ["release"]) for action in ("start", "update", "finish", "fail", "rollback")],
         supports_check_mode=True,
     )
     params = module.params
@@ -139,6 +145,8 @@ def main():
             after = releases.update(before, release_id, params["fields"])
         elif action == "finish":
             after = releases.finish(before, release_id, now, params["fields"])
+        elif action == "rollback":
+            after = releases.rollback(before, release_id, now, params["fields"])
         else:
             after = releases.fail(before, release_id, now, params["reason"], params["fields"])
     except releases.ReleaseStateError as exc:
@@ -158,6 +166,7 @@ def main():
         state=after,
         current=releases.current_entry(after) or {},
         previous=releases.previous_good(after) or {},
+        interrupted=next((e for e in after["releases"] if e.get("status") == "deploying"), {}),
     )
     if action != "read":
         result["entry"] = next((e for e in reversed(after["releases"]) if e.get("id") == release_id), {})

@@ -13,7 +13,9 @@ standard library and Django, which the image already has. Top-level code is stan
     python driver.py rehearse   on a scratch copy: apply the plan one migration at a time, timing
                                 statements and locks; prove or refuse a fake on duplicate objects
     python driver.py apply      on production: apply a validated plan (fake exactly the listed
-                                migrations, apply the rest), refusing a plan that changed
+                                migrations, apply the rest), in one transaction when all are atomic
+    python driver.py reverse    on production: undo a failed deploy's migrations when that loses
+                                no data, or say why not
 
 Input: JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
 RESULT_MARK on stdout. Exit status: 0 done, 2 the command could not run (the JSON says why).
@@ -732,55 +734,207 @@ def clean_half_applied(connection, invalid_before):
     return {"invalid_indexes_left": left, "dropped": left, "clean": not (invalid_indexes(connection) - invalid_before)}
 
 
+def advisory_lock(connection, key):
+    """Session-level advisory lock: two applies to the same database never run at once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+
+
+def advisory_unlock(connection, key):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def set_lock_timeout(connection, value):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [value or "0"])
+
+
+def apply_plan(executor, plan, fake, fail_after, result):
+    """Apply ``plan`` in order (faking the listed keys); returns the final project state."""
+    state = executor._create_project_state(with_applied_migrations=True)
+    for index, (migration, _backwards) in enumerate(plan):
+        if fail_after is not None and index == fail_after:
+            raise RuntimeError("injected failure after %d migrations (smart_deploy_fail_at=mid_migration)" % index)
+        key = key_of(migration)
+        if key in fake:
+            executor.record_migration(migration)
+            state = migration.mutate_state(state, preserve=False)
+            result["faked"].append(key)
+        else:
+            state = executor.apply_migration(state, migration)
+            result["applied"].append(key)
+    return state
+
+
 def command_apply(data):
-    """Apply a validated plan: fake exactly the listed migrations, apply the others, in plan order."""
+    """Apply a validated plan to production: fake exactly the listed migrations, apply the others.
+
+    Every pending migration atomic: ONE transaction for the whole batch (PostgreSQL's DDL is
+    transactional), so either all are applied or none. Otherwise one at a time, the backup being the
+    way back. An advisory lock keeps two applies apart; lock_timeout keeps a migration from queueing
+    behind long transactions (and everybody else behind it), with a few retries; at the end the plan
+    must be empty, as `migrate --check` would say."""
     from django.apps import apps as global_apps
     from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
-    from django.db import connection
+    from django.db import connection, transaction
     from django.db.migrations.executor import MigrationExecutor
 
-    executor = MigrationExecutor(connection)
-    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    keys = [key_of(m) for m, _b in plan]
     expected = data.get("expected_plan")
     fake = list(data.get("fake", []))
-    result = {"plan": keys, "applied": [], "faked": [], "errors": []}
-    if expected is not None and keys != expected:
-        result["errors"].append("production's plan %s is not the validated plan %s" % (keys, expected))
-        return result
-    if [k for k in keys if k in fake] != fake:
-        result["errors"].append("the migrations to fake %s are not pending in this order: %s" % (fake, keys))
-        return result
-    if not plan:
-        return result
-    emit_pre_migrate_signal(0, False, connection.alias, apps=global_apps, plan=plan)
-    executor.recorder.ensure_schema()
-    state = executor._create_project_state(with_applied_migrations=True)
-    for migration, _backwards in plan:
-        key = key_of(migration)
-        started = time.monotonic()
-        try:
-            if key in fake:
-                executor.record_migration(migration)
-                state = migration.mutate_state(state, preserve=False)
-                result["faked"].append(key)
-            else:
-                state = executor.apply_migration(state, migration)
-                result["applied"].append(key)
-        except Exception as exc:
-            result["failed"] = {
-                "migration": key,
-                "sqlstate": sqlstate(exc),
-                "message": error_message(exc),
-                "seconds": round(time.monotonic() - started, 4),
-            }
-            result["errors"].append("%s failed: %s" % (key, error_message(exc)))
-            return result
-    emit_post_migrate_signal(0, False, connection.alias, apps=state.apps, plan=plan)
+    retries = int(data.get("lock_retries", 3))
+    fail_after = data.get("fail_after")
+    result = {"applied": [], "faked": [], "errors": [], "attempts": 0}
+    advisory_lock(connection, int(data.get("advisory_key", 0)))
+    try:
+        for attempt in range(retries + 1):
+            executor = MigrationExecutor(connection)
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+            keys = [key_of(m) for m, _b in plan]
+            if attempt == 0:
+                result["plan"] = keys
+                if expected is not None and keys != expected:
+                    result["errors"].append("production's plan %s is not the validated plan %s" % (keys, expected))
+                    return result
+                if [k for k in keys if k in fake] != fake:
+                    result["errors"].append("the migrations to fake %s are not pending in this order: %s" % (fake, keys))
+                    return result
+            if not plan:
+                break
+            batch = all(m.atomic for m, _b in plan)
+            result["mode"] = "one transaction" if batch else "one by one (a migration is not atomic)"
+            result["attempts"] = attempt + 1
+            set_lock_timeout(connection, data.get("lock_timeout", "10s"))
+            emit_pre_migrate_signal(0, False, connection.alias, apps=global_apps, plan=plan)
+            executor.recorder.ensure_schema()
+            started = time.monotonic()
+            try:
+                if batch:
+                    with transaction.atomic(using=connection.alias):
+                        state = apply_plan(executor, plan, fake, fail_after, result)
+                else:
+                    state = apply_plan(executor, plan, fake, fail_after, result)
+            except Exception as exc:
+                code = sqlstate(exc)
+                if batch:  # the transaction rolled back: nothing of this attempt stayed
+                    result["applied"], result["faked"] = [], []
+                if code == "55P03" and attempt < retries:
+                    result.setdefault("lock_timeouts", []).append(error_message(exc))
+                    time.sleep(min(2**attempt, 10))
+                    continue
+                done = len(result["applied"]) + len(result["faked"])
+                failed_key = keys[done] if done < len(keys) else None
+                result["failed"] = {"migration": failed_key, "sqlstate": code, "message": error_message(exc),
+                                    "seconds": round(time.monotonic() - started, 4), "rolled_back": batch}  # fmt: skip
+                result["errors"].append("%s failed: %s%s" % (failed_key, error_message(exc),
+                                        " (the whole batch was rolled back)" if batch else ""))  # fmt: skip
+                return result
+            finally:
+                set_lock_timeout(connection, None)
+            emit_post_migrate_signal(0, False, connection.alias, apps=state.apps, plan=plan)
+            break
+        executor = MigrationExecutor(connection)
+        remaining = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        result["check"] = {"pending_after": [key_of(m) for m, _b in remaining], "ok": not remaining}
+        if remaining:
+            result["errors"].append("migrate --check: still pending after the apply: %s" % result["check"]["pending_after"])
+    finally:
+        advisory_unlock(connection, int(data.get("advisory_key", 0)))
     return result
 
 
-COMMANDS = {"analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply}
+SAFE_TO_REVERSE = (
+    "CreateModel", "AddField", "AddIndex", "AddIndexConcurrently", "AddConstraint", "AlterUniqueTogether",
+    "AlterIndexTogether", "AlterModelOptions", "AlterModelManagers",
+)  # fmt: skip
+
+
+def data_written_since(loader, migration):
+    """What reversing ``migration`` would throw away: rows in the tables it created, values other
+    than the default in the columns it added."""
+    from django.db.migrations import operations as ops
+    from django.db.models import NOT_PROVIDED
+
+    apps = loader.project_state((migration.app_label, migration.name), at_end=True).apps
+    found = []
+    for operation in migration.operations:
+        if isinstance(operation, ops.CreateModel):
+            model = apps.get_model(migration.app_label, operation.name)
+            count = model._default_manager.count()
+            if count:
+                found.append("table %s has %d rows written since" % (model._meta.db_table, count))
+        elif isinstance(operation, ops.AddField):
+            model = apps.get_model(migration.app_label, operation.model_name)
+            field = model._meta.get_field(operation.name)
+            if field.many_to_many:
+                count = getattr(model, field.name).through._default_manager.count()
+            elif field.default is NOT_PROVIDED:
+                count = (
+                    model._default_manager.filter(**{field.name + "__isnull": False}).count()
+                    if field.null
+                    else model._default_manager.count()
+                )
+            else:
+                count = model._default_manager.exclude(**{field.attname: field.get_default()}).count()
+            if count:
+                found.append("column %s.%s has %d rows with values of their own" % (model._meta.db_table, field.column, count))
+    return found
+
+
+def command_reverse(data):
+    """Undo the migrations a deploy applied, when that loses nothing: every operation is one whose
+    reverse only drops what the deploy created, and nothing was written there since. Otherwise say
+    why, and do nothing (the caller restores the pre-deploy backup instead)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    applied = list(data.get("applied", []))
+    before = set(data.get("applied_before", []))
+    result = {"safe": False, "reasons": [], "reversed": []}
+    if data.get("faked"):
+        result["reasons"].append("migrations were faked (%s): unapplying them would drop what existed before" % ", ".join(data["faked"]))
+    executor = MigrationExecutor(connection)
+    loader = executor.loader
+    recorded = {"%s.%s" % key for key in loader.applied_migrations}
+    for key in applied:
+        app, name = key.split(".", 1)
+        migration = loader.graph.nodes.get((app, name))
+        if migration is None or key not in recorded:
+            result["reasons"].append("%s is not recorded as applied: the database may be half way" % key)
+            continue
+        for operation in migration.operations:
+            if type(operation).__name__ not in SAFE_TO_REVERSE:
+                result["reasons"].append("%s: undoing '%s' could lose data" % (key, operation.describe()))
+        try:
+            result["reasons"] += ["%s: %s" % (key, text) for text in data_written_since(loader, migration)]
+        except Exception as exc:  # cannot tell: then it is not safe
+            result["reasons"].append("%s: could not check the data written since (%s)" % (key, error_message(exc)))
+    if result["reasons"] or not applied:
+        if not applied:
+            result["reasons"].append("no migration recorded for this deploy")
+        return result
+    result["safe"] = True
+    if data.get("check_only"):
+        return result
+    targets = []
+    for app in sorted({key.split(".", 1)[0] for key in applied}):
+        previous = [key for key in data.get("applied_before", []) if key.split(".", 1)[0] == app]
+        targets.append((app, previous[-1].split(".", 1)[1] if previous else None))
+    advisory_lock(connection, int(data.get("advisory_key", 0)))
+    try:
+        plan = executor.migration_plan(targets)
+        if any(key_of(m) in before for m, _b in plan):
+            result["safe"] = False
+            result["reasons"].append("reversing would also undo migrations applied before the deploy: %s" % [key_of(m) for m, _b in plan])
+            return result
+        executor.migrate(targets, plan=plan)
+        result["reversed"] = [key_of(m) for m, _b in plan]
+    finally:
+        advisory_unlock(connection, int(data.get("advisory_key", 0)))
+    return result
+
+
+COMMANDS = {"analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply, "reverse": command_reverse}
 
 
 def main(argv):

@@ -20,7 +20,7 @@ from typing import Optional
 from ansible.module_utils.smart_deploy.common import to_iso
 
 FORMAT = 1
-GOOD_STATUSES = ("live", "superseded", "rolled-back")
+GOOD_STATUSES = ("live", "superseded")
 
 
 class ReleaseStateError(ValueError):
@@ -59,7 +59,8 @@ def current_entry(doc: dict) -> Optional[dict]:
 
 
 def previous_good(doc: dict) -> Optional[dict]:
-    """The newest release that served well before the current one (the default rollback target)."""
+    """The newest release that served well before the current one (the default rollback target).
+    Releases that were rolled back, or failed, are never chosen."""
     current = doc.get("current")
     for entry in reversed(doc["releases"]):
         if entry.get("status") in GOOD_STATUSES and entry.get("id") != current:
@@ -124,6 +125,45 @@ def fail(doc: dict, release_id: str, now: datetime.datetime, reason: str, fields
     entry["status"] = "failed"
     entry["finished_at"] = to_iso(now)
     entry["reason"] = reason or "unknown"
+    return doc
+
+
+def latest_good(doc: dict, release_id: str) -> Optional[dict]:
+    """The newest entry of ``release_id`` that went live (a rollback target must have served before)."""
+    return _latest(doc, release_id, GOOD_STATUSES + ("rolled-back",))
+
+
+def backup_after(doc: dict, release_id: str) -> Optional[str]:
+    """The backup taken when ``release_id`` was replaced: the database as that release left it."""
+    entry = latest_good(doc, release_id)
+    if entry is None:
+        return None
+    index = doc["releases"].index(entry)
+    for later in doc["releases"][index + 1 :]:
+        if later.get("backup"):
+            return later["backup"]
+    return None
+
+
+def rollback(doc: dict, release_id: str, now: datetime.datetime, fields: dict) -> dict:
+    """An explicit rollback made ``release_id`` serve again: the live entry becomes rolled-back and a
+    new entry records the rollback, live."""
+    doc = copy.deepcopy(doc)
+    target = latest_good(doc, release_id)
+    if target is None:
+        raise ReleaseStateError("release %s never went live here: it cannot be rolled back to" % release_id)
+    current = current_entry(doc)
+    if current is not None and current.get("id") == release_id:
+        raise ReleaseStateError("release %s is already live" % release_id)
+    if current is not None:
+        current["status"] = "rolled-back"
+        current["rolled_back_at"] = to_iso(now)
+    entry = {key: target[key] for key in ("sha", "subject", "images", "containers") if key in target}
+    entry.update(fields)
+    entry.update(id=release_id, kind="rollback", status="live", started_at=to_iso(now), finished_at=to_iso(now),
+                 previous=doc.get("current"), attempt=1 + sum(1 for e in doc["releases"] if e.get("id") == release_id))  # fmt: skip
+    doc["releases"].append(entry)
+    doc["current"] = release_id
     return doc
 
 

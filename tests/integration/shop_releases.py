@@ -19,7 +19,7 @@ def add_migration(deployment, app, name, body):
 
 
 # --- a new model: cart.0002_wishlist (table cart_wishlist) -----------------------------------------
-def add_wishlist(deployment):
+def add_wishlist(deployment, after="0001_initial"):
     edit(
         deployment,
         "cart/models.py",
@@ -32,9 +32,9 @@ def add_wishlist(deployment):
     add_migration(
         deployment,
         "cart",
-        "0002_wishlist",
+        "%04d_wishlist" % (int(after[:4]) + 1),
         """class Migration(migrations.Migration):
-    dependencies = [("cart", "0001_initial")]
+    dependencies = [("cart", "%s")]
 
     operations = [
         migrations.CreateModel(
@@ -46,7 +46,8 @@ def add_wishlist(deployment):
             ],
         ),
     ]
-""",
+"""
+        % after,
     )
 
 
@@ -113,6 +114,28 @@ class Migration(migrations.Migration):
     dependencies = [("catalog", "0002_seed_products")]
 
     operations = [migrations.RunPython(check_prices, migrations.RunPython.noop)]
+""",
+    )
+
+
+# --- a data migration with a no-op reverse: catalog.0003_normalise_names -------------------------------
+def add_noop_data_migration(deployment):
+    deployment.write(
+        "%s/catalog/migrations/0003_normalise_names.py" % SRC,
+        """from django.db import migrations
+
+
+def normalise(apps, schema_editor):
+    Product = apps.get_model("catalog", "Product")
+    for product in Product.objects.all():
+        product.name = " ".join(product.name.split())
+        product.save(update_fields=["name"])
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "0002_seed_products")]
+
+    operations = [migrations.RunPython(normalise, migrations.RunPython.noop)]
 """,
     )
 

@@ -35,6 +35,8 @@ def test_help_lists_every_verb_and_what_exists(tmp_path):
         (["lock", "smash"], "lock takes 'status' or 'release'"),
         (["lock"], "lock needs 'status' or 'release'"),
         (["setup", "--fast"], "setup takes no options"),
+        (["rollback", "../etc"], "'../etc' is not a release id"),
+        (["rollback", "--frobnicate"], "unknown option '--frobnicate'"),
     ],
 )
 def test_bad_input_gets_usage_and_nonzero_exit_before_anything_runs(tmp_path, args, message):
@@ -50,7 +52,7 @@ def test_no_verb_prints_usage(tmp_path):
     assert result.returncode == 2 and "Usage:" in result.stderr
 
 
-@pytest.mark.parametrize("verb", ["dev", "build", "emergency", "cleanup", "rollback"])
+@pytest.mark.parametrize("verb", ["dev", "build", "emergency", "cleanup"])
 def test_verbs_not_built_yet_say_so(tmp_path, verb):
     result = deploy(verb, tmp_path=tmp_path)
     assert result.returncode == 3

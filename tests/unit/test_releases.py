@@ -100,3 +100,36 @@ def test_module_refuses_a_broken_file_with_a_clear_message(tmp_path, run_module)
     path.write_text("{not json")
     result = run_module("release_state", {"path": str(path), "app": "shop"})
     assert result["failed"] is True and "cannot read release history" in result["msg"]
+
+
+def test_rollback_makes_the_target_live_and_marks_the_current_rolled_back():
+    doc = deployed("r1", "r2")
+    doc = releases.rollback(doc, "r1", at(60), {"deployed_by": "ops"})
+    assert doc["current"] == "r1"
+    assert [(e["id"], e["status"], e.get("kind")) for e in doc["releases"]] == [
+        ("r1", "superseded", None),
+        ("r2", "rolled-back", None),
+        ("r1", "live", "rollback"),
+    ]
+    assert doc["releases"][-1]["previous"] == "r2" and doc["releases"][-1]["deployed_by"] == "ops"
+
+
+def test_rolled_back_and_failed_releases_are_never_the_default_target():
+    doc = releases.rollback(deployed("r1", "r2", "r3"), "r2", at(90), {})
+    assert releases.previous_good(doc)["id"] == "r1"
+
+
+def test_rollback_to_an_unknown_or_live_release_is_refused():
+    with pytest.raises(releases.ReleaseStateError):
+        releases.rollback(deployed("r1"), "nope", at(5), {})
+    with pytest.raises(releases.ReleaseStateError):
+        releases.rollback(deployed("r1", "r2"), "r2", at(5), {})
+
+
+def test_the_backup_of_a_release_is_the_one_taken_when_it_was_replaced():
+    doc = deployed("r1")
+    doc = releases.start(doc, "r2", at(20), {})
+    doc = releases.update(doc, "r2", {"backup": "/b/shop-r2.dump"})
+    doc = releases.finish(doc, "r2", at(21), {})
+    assert releases.backup_after(doc, "r1") == "/b/shop-r2.dump"
+    assert releases.backup_after(doc, "r2") is None

@@ -1,0 +1,272 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_restore
+short_description: Restore a verified backup into a fresh database and swap it in for the live one
+description:
+  - Checks the backup's sha256 against its metadata, restores it with C(pg_restore --exit-on-error) into a
+    NEW database next to the live one, checks the restored migration state against the metadata (or
+    O(expected_state)), then swaps names - the live database is renamed C(<db>__replaced_<stamp>) and kept
+    (or dropped with O(keep_replaced=false)), the restored one takes its name.
+  - Never C(pg_restore --clean) into the live database, which keeps tables created after the backup.
+  - Any failure before the swap drops the new database and leaves the live one as it was.
+  - With O(compare=true), reports before the swap how the live database differs from the backup (tables
+    only on one side, row counts per table): what the restore will discard.
+options:
+  backup:
+    description: Path of the C(.dump) written by M(pg_backup); its C(.json) metadata must be beside it.
+    type: path
+    required: true
+  container:
+    description: Running database container (C(pg_restore) and C(psql) run in it).
+    type: str
+    required: true
+  database:
+    description: Live database to replace.
+    type: str
+    required: true
+  user:
+    description: Database role used (must be allowed to create and rename databases).
+    type: str
+    required: true
+  expected_state:
+    description: Migration state the restored database must have (C(migrations_fingerprint), C(schema_fingerprint)).
+      Defaults to the C(migration_state) recorded in the backup's metadata.
+    type: dict
+  unless_state:
+    description:
+      - Do nothing when the live database already has this migration state (C(migrations_fingerprint),
+        C(schema_fingerprint)): restore only a database that moved away from it.
+    type: dict
+  keep_replaced:
+    description: Keep the replaced database (renamed) so nothing written since the backup is lost for good.
+    type: bool
+    default: true
+  compare:
+    description: Count rows per table in the live and the restored database and report the differences before swapping.
+    type: bool
+    default: false
+  docker_cli:
+    description: Docker command line client to use.
+    type: str
+    default: docker
+attributes:
+  check_mode:
+    support: partial
+    details: Verifies the checksum and reports what would be restored; restores nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Every run restores; run it only when the database must go back.
+author:
+  - smart-deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Put the pre-deploy database back
+  pg_restore:
+    backup: /srv/shop/backups/shop-3f2a1b9c0d1e-20261129T045000Z.dump
+    container: shop-db
+    database: shop
+    user: shop
+  register: restored
+"""
+
+RETURN = r"""
+restored_from:
+  description: The backup restored.
+  returned: success
+  type: str
+replaced_database:
+  description: Name the replaced live database was renamed to (absent when dropped).
+  returned: success
+  type: str
+differences:
+  description: With O(compare=true), what the live database had that the backup does not (tables and row counts).
+  returned: success
+  type: dict
+migration_state:
+  description: Migration state of the restored database.
+  returned: success
+  type: dict
+unchanged:
+  description: True when O(unless_state) matched and nothing was restored.
+  returned: always
+  type: bool
+seconds:
+  description: Time taken by the restore and the swap.
+  returned: success
+  type: float
+"""
+
+import json
+import os
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.common import sha256_file, to_stamp, utc_now
+from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, psql, same_state
+
+
+def quote_ident(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def quote_literal(text):
+    return "'%s'" % text.replace("'", "''")
+
+
+def row_counts(docker, params, database):
+    tables = psql(docker, params["container"], params["user"], database,
+                  "SELECT coalesce(string_agg(quote_ident(schemaname) || '.' || quote_ident(tablename), ' '), '') "
+                  "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')").split()  # fmt: skip
+    if not tables:
+        return {}
+    query = " UNION ALL ".join("SELECT %s, count(*) FROM %s" % (quote_literal(t), t) for t in tables)
+    counts = {}
+    for line in psql(docker, params["container"], params["user"], database, query).splitlines():
+        name, _sep, count = line.rpartition("|")
+        counts[name] = int(count)
+    return counts
+
+
+def compare(docker, params, restore_db):
+    live = row_counts(docker, params, params["database"])
+    backup = row_counts(docker, params, restore_db)
+    return {
+        "tables_only_live": sorted(set(live) - set(backup)),
+        "tables_only_in_backup": sorted(set(backup) - set(live)),
+        "rows_differ": {t: {"live": live[t], "backup": backup[t]} for t in sorted(set(live) & set(backup)) if live[t] != backup[t]},
+        "rows_live": sum(live.values()),
+        "rows_backup": sum(backup.values()),
+    }
+
+
+def swap(docker, params, restore_db, replaced_db):
+    """Swap the restored database in, in one transaction (both renames or neither). New connections to
+    the live database are refused meanwhile and existing ones terminated (the app reconnects)."""
+    live = params["database"]
+    block = "ALTER DATABASE %s WITH ALLOW_CONNECTIONS false;" % quote_ident(live)
+    terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid();" % (
+        quote_literal(live)
+    )
+    renames = "BEGIN;\nALTER DATABASE %s RENAME TO %s;\nALTER DATABASE %s RENAME TO %s;\nCOMMIT;" % (
+        quote_ident(live), quote_ident(replaced_db), quote_ident(restore_db), quote_ident(live))  # fmt: skip
+    psql(docker, params["container"], params["user"], "postgres", block)
+    try:
+        for attempt in range(25):
+            psql(docker, params["container"], params["user"], "postgres", terminate)
+            try:
+                psql(docker, params["container"], params["user"], "postgres", renames)
+                break
+            except PsqlError:  # a terminated session had not gone yet
+                if attempt == 24:
+                    raise
+                time.sleep(0.2)
+    except PsqlError:
+        psql(docker, params["container"], params["user"], "postgres", "ALTER DATABASE %s WITH ALLOW_CONNECTIONS true;" % quote_ident(live))
+        raise
+    # the restored database now has the live name; the replaced one is kept closed to the app
+    if not params["keep_replaced"]:
+        psql(docker, params["container"], params["user"], "postgres", "DROP DATABASE %s WITH (FORCE);" % quote_ident(replaced_db))
+        return None
+    return replaced_db
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backup=dict(type="path", required=True),
+            container=dict(type="str", required=True),
+            database=dict(type="str", required=True),
+            user=dict(type="str", required=True),
+            expected_state=dict(type="dict"),
+            unless_state=dict(type="dict"),
+            keep_replaced=dict(type="bool", default=True),
+            compare=dict(type="bool", default=False),
+            docker_cli=dict(type="str", default="docker"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    backup = params["backup"]
+    metadata_path = backup[: -len(".dump")] + ".json" if backup.endswith(".dump") else None
+    if not os.path.isfile(backup) or not metadata_path or not os.path.isfile(metadata_path):
+        module.fail_json(msg="backup %s or its metadata file is missing" % backup)
+    with open(metadata_path, encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    if not metadata.get("verified"):
+        module.fail_json(msg="backup %s was never verified: refusing to restore it" % backup)
+    actual = sha256_file(backup)
+    if actual != metadata.get("sha256"):
+        module.fail_json(msg="backup %s is damaged: sha256 %s, metadata says %s" % (backup, actual, metadata.get("sha256")))
+    expected = params["expected_state"] or metadata.get("migration_state") or {}
+    if module.check_mode:
+        module.exit_json(changed=True, restored_from=backup, msg="would restore %s into %s" % (backup, params["database"]))
+
+    docker = module.get_bin_path(params["docker_cli"], required=True)
+    if params["unless_state"]:
+        try:
+            live_state = database_state(docker, params["container"], params["user"], params["database"])
+        except PsqlError as exc:
+            module.fail_json(msg="cannot read the live database's state: %s" % exc)
+        if same_state(live_state, params["unless_state"]):
+            module.exit_json(changed=False, unchanged=True, restored_from=None, msg="the live database is already in that state")
+    stamp = to_stamp(utc_now()).lower()
+    restore_db = "%s__restore_%s" % (params["database"], stamp)
+    replaced_db = "%s__replaced_%s" % (params["database"], stamp)
+    started = time.monotonic()
+    created = False
+    try:
+        owner = psql(docker, params["container"], params["user"], "postgres",
+                     "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s" % quote_literal(params["database"]))  # fmt: skip
+        psql(docker, params["container"], params["user"], "postgres",
+             "CREATE DATABASE %s OWNER %s;" % (quote_ident(restore_db), quote_ident(owner or params["user"])))  # fmt: skip
+        created = True
+        with open(backup, "rb") as archive:
+            proc = subprocess.run([docker, "exec", "-i", params["container"], "pg_restore", "--exit-on-error", "-U", params["user"],
+                                   "-d", restore_db], stdin=archive, capture_output=True, check=False)  # fmt: skip
+        if proc.returncode != 0:
+            raise PsqlError("pg_restore failed: %s" % proc.stderr.decode(errors="replace").strip()[-2000:])
+        state = database_state(docker, params["container"], params["user"], restore_db)
+        if expected.get("migrations_fingerprint") and not same_state(state, expected):
+            raise PsqlError("the restored database's migrations or schema are not those recorded for the backup")
+        differences = compare(docker, params, restore_db) if params["compare"] else None
+        replaced = swap(docker, params, restore_db, replaced_db)
+        created = False
+    except PsqlError as exc:
+        if created:
+            try:
+                psql(
+                    docker,
+                    params["container"],
+                    params["user"],
+                    "postgres",
+                    "DROP DATABASE IF EXISTS %s WITH (FORCE);" % quote_ident(restore_db),
+                )
+            except PsqlError:
+                pass
+        module.fail_json(msg="restoring %s failed; the live database %s was left as it was: %s" % (backup, params["database"], exc))
+    result = dict(
+        changed=True,
+        unchanged=False,
+        restored_from=backup,
+        migration_state={k: state[k] for k in ("applied_count", "migrations_fingerprint", "schema_fingerprint")},
+        differences=differences,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    if replaced:
+        result["replaced_database"] = replaced
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

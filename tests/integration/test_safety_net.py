@@ -1,0 +1,120 @@
+"""The safety net, with faults injected at each named step of a real deploy (real Docker, PostgreSQL
+and the shop): afterwards the previous release serves, the database equals the pre-deploy one, the
+backups are intact and verified, the lock is free and releases.json tells the truth."""
+
+import hashlib
+import json
+
+import pytest
+
+from tests.integration import shop_releases as releases
+from tests.integration.conftest import assert_failed, assert_ok
+
+
+@pytest.fixture(scope="module")
+def shop(module_deployment):
+    module_deployment.base = module_deployment.commit("release 1")
+    assert_ok(module_deployment.deploy())
+    module_deployment.live = module_deployment.base[:12]
+    return module_deployment
+
+
+def content(snapshot):
+    """Schema and rows; a restore keeps the replaced database aside, so the list of databases may grow."""
+    return {k: v for k, v in snapshot.items() if k != "databases"}
+
+
+def assert_backups_verified(shop):
+    for metadata_path in (shop.state_dir / "backups").glob("*.json"):
+        metadata = json.loads(metadata_path.read_text())
+        dump = metadata_path.with_suffix(".dump")
+        assert metadata["verified"] is True
+        assert hashlib.sha256(dump.read_bytes()).hexdigest() == metadata["sha256"]
+
+
+def assert_back_on_previous_release(shop, before):
+    status, health = shop.get_json("/api/health/")
+    assert status == 200 and health["release"] == shop.live and health["migrations"]["pending"] == 0
+    assert content(shop.snapshot()) == content(before)
+    assert not (shop.state_dir / "deploy.lock").exists()
+    assert_backups_verified(shop)
+    history = shop.releases()
+    assert history["current"] == shop.live
+    last = history["releases"][-1]
+    assert last["status"] == "failed" and last["rollback"]["service"] == "release %s serves again" % shop.live
+    return last
+
+
+@pytest.mark.parametrize(
+    "step, change, database_back",
+    [
+        ("after_backup", "note", "unchanged"),
+        ("mid_migration", "note+wishlist", "unchanged"),
+        ("after_migration", "note", "reversed migrations"),
+        ("container_start", "data", "restored from"),
+        ("health_check", "note", "reversed migrations"),
+    ],
+)
+def test_a_failure_at_each_step_puts_code_and_database_back(shop, step, change, database_back):
+    if "note" in change:
+        releases.add_cart_item_note(shop)
+    if "wishlist" in change:
+        releases.add_wishlist(shop, after="0002_cartitem_note")
+    if change == "data":  # a data migration: undoing it cannot be proven lossless, so the backup is restored
+        releases.add_noop_data_migration(shop)
+    shop.commit("release 2 (%s)" % change)
+    before = shop.snapshot()
+    result = shop.deploy("-e", "smart_deploy_fail_at=%s" % step, "-e", "release_health_retries=3", "-e", "health_check_retries=2",
+                         "-e", "health_check_delay=1")  # fmt: skip
+    assert_failed(result)
+    assert "Rolled back" in result.stdout and "failed, rolled back" in result.stdout
+    last = assert_back_on_previous_release(shop, before)
+    assert database_back in last["rollback"]["database"], last["rollback"]
+    assert last["backup"], "the pre-deploy backup is recorded with the failed attempt"
+    if step == "container_start":
+        assert "__replaced_" in shop.snapshot()["databases"], "the replaced database is kept, nothing is lost for good"
+    shop.reset_to(shop.base)
+
+
+def test_rollback_refuses_what_is_not_a_release_before_any_change(shop):
+    before = shop.snapshot()
+    for bad in ("no-such-release", "../../etc/passwd", shop.live):
+        result = shop.playbook("rollback", "-e", "release=%s" % bad)
+        assert_failed(result)
+        assert "already live" in result.stdout or "is not a release that went live here" in result.stdout, result.stdout[-3000:]
+    assert shop.snapshot() == before
+    assert not (shop.state_dir / "deploy.lock").exists()
+
+
+def test_explicit_rollback_code_only_then_with_the_database(shop):
+    releases.add_wishlist(shop)
+    second = shop.commit("release 2: wishlists")[:12]
+    assert_ok(shop.deploy())
+    shop.psql("INSERT INTO cart_wishlist (name, created_at) VALUES ('birthday', now())")
+
+    result = shop.playbook("rollback")  # to the previous good release, code only
+    assert_ok(result)
+    status, health = shop.get_json("/api/health/")
+    assert status == 200 and health["release"] == shop.live
+    assert shop.psql("SELECT count(*) FROM cart_wishlist") == "1", "code only: the database keeps what was written"
+    history = shop.releases()
+    assert history["current"] == shop.live
+    assert [(e["id"], e["status"]) for e in history["releases"] if e["status"] in ("live", "rolled-back")][-2:] == [
+        (second, "rolled-back"),
+        (shop.live, "live"),
+    ]
+
+    assert_ok(shop.playbook("rollback", "-e", "release=%s" % second))  # forward again, code only
+    result = shop.playbook("rollback", "-e", "release=%s" % shop.live, "-e", "restore_db=true")
+    assert_ok(result)
+    assert "1 tables only in the replaced database" in result.stdout, result.stdout[-4000:]
+    assert shop.psql("SELECT to_regclass('cart_wishlist') IS NULL") == "t", "the database is back as release 1 left it"
+    status, health = shop.get_json("/api/health/")
+    assert status == 200 and health["release"] == shop.live and health["migrations"]["pending"] == 0
+    shop.reset_to(shop.base)
+
+
+def test_backups_are_listed(shop):
+    result = shop.playbook("backups")
+    assert_ok(result)
+    assert "verified" in result.stdout and shop.live in result.stdout
