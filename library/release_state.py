@@ -42,6 +42,9 @@ options:
   reason:
     description: Why the attempt failed (with O(action=fail)).
     type: str
+  backup_of:
+    description: With O(action=read), also return in C(backup) the backup taken when this release was replaced by a deploy.
+    type: str
   history_limit:
     description: Newest entries to keep in the file; the live one always stays. 0 keeps everything.
     type: int
@@ -96,6 +99,10 @@ previous:
   description: The newest good entry other than the live one (the default rollback target), or an empty dict.
   returned: always
   type: dict
+backup:
+  description: With O(backup_of), the backup taken when that release was replaced (the database as it left it), or null.
+  returned: with O(backup_of)
+  type: str
 interrupted:
   description: An attempt left C(deploying) by a run that died, or an empty dict.
   returned: always
@@ -123,6 +130,7 @@ def main():
             release=dict(type="str"),
             fields=dict(type="dict", default={}),
             reason=dict(type="str"),
+            backup_of=dict(type="str"),
             history_limit=dict(type="int", default=200),
         ),
         required_if=[("action", action, ["release"]) for action in ("start", "update", "finish", "fail", "rollback")],
@@ -168,6 +176,8 @@ def main():
         previous=releases.previous_good(after) or {},
         interrupted=next((e for e in after["releases"] if e.get("status") == "deploying"), {}),
     )
+    if params["backup_of"]:
+        result["backup"] = releases.backup_after(after, params["backup_of"])
     if action != "read":
         result["entry"] = next((e for e in reversed(after["releases"]) if e.get("id") == release_id), {})
         result["diff"] = dict(

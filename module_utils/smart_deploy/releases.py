@@ -134,13 +134,15 @@ def latest_good(doc: dict, release_id: str) -> Optional[dict]:
 
 
 def backup_after(doc: dict, release_id: str) -> Optional[str]:
-    """The backup taken when ``release_id`` was replaced: the database as that release left it."""
-    entry = latest_good(doc, release_id)
-    if entry is None:
+    """The backup taken when ``release_id`` was replaced by a deploy: the database as that release left
+    it. Rollback entries are skipped: they take no backup and do not change the database."""
+    deployed = [e for e in doc["releases"] if e.get("id") == release_id and e.get("kind") != "rollback"
+                and e.get("status") in GOOD_STATUSES + ("rolled-back",)]  # fmt: skip
+    if not deployed:
         return None
-    index = doc["releases"].index(entry)
+    index = doc["releases"].index(deployed[-1])
     for later in doc["releases"][index + 1 :]:
-        if later.get("backup"):
+        if later.get("backup") and later.get("id") != release_id:
             return later["backup"]
     return None
 

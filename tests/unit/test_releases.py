@@ -133,3 +133,13 @@ def test_the_backup_of_a_release_is_the_one_taken_when_it_was_replaced():
     doc = releases.finish(doc, "r2", at(21), {})
     assert releases.backup_after(doc, "r1") == "/b/shop-r2.dump"
     assert releases.backup_after(doc, "r2") is None
+
+
+def test_rollback_entries_do_not_hide_the_backup_of_a_release():
+    doc = deployed("r1")
+    doc = releases.start(doc, "r2", at(20), {})
+    doc = releases.update(doc, "r2", {"backup": "/b/shop-r2.dump"})
+    doc = releases.finish(doc, "r2", at(21), {})
+    doc = releases.rollback(doc, "r1", at(30), {})
+    doc = releases.rollback(doc, "r2", at(40), {})
+    assert releases.backup_after(doc, "r1") == "/b/shop-r2.dump"
