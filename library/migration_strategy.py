@@ -25,6 +25,12 @@ options:
     description: SQL linter findings per migration (C({"app.0002_x": [{rule_name, message}]})), shown as warnings.
     type: dict
     default: {}
+  require_rehearsal:
+    description:
+      - When V(false) (emergency deploys), pending migrations that were not rehearsed are V(normal) with a
+        C(not-rehearsed) warning instead of V(abort). Pre-check errors still abort.
+    type: bool
+    default: true
   abort_on:
     description: Warning rules that turn the verdict into V(abort) (for example C(table-rewrite), C(squawk:ban-drop-column)).
     type: list
@@ -100,13 +106,14 @@ def main():
             report=dict(type="dict", required=True),
             lint=dict(type="dict", default={}),
             abort_on=dict(type="list", elements="str", default=[]),
+            require_rehearsal=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     report = module.params["report"]
     if "pending" not in report and not report.get("errors") and not (report.get("prechecks") or {}).get("errors"):
         module.fail_json(msg="this is not a rehearsal report (no 'pending' list): pass the report of django_migration_dryrun")
-    verdict = decide(report, module.params["lint"], module.params["abort_on"])
+    verdict = decide(report, module.params["lint"], module.params["abort_on"], module.params["require_rehearsal"])
     # "warnings" is Ansible's own key for module warnings
     verdict["migration_warnings"] = verdict.pop("warnings")
     module.exit_json(changed=False, **verdict)

@@ -63,7 +63,7 @@ def lint_warnings(lint: dict) -> list:
     return warnings
 
 
-def decide(report: dict, lint: dict = None, abort_on=()) -> dict:
+def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool = True) -> dict:
     pending = [m["migration"] for m in report.get("pending") or []]
     warnings = list(report.get("warnings") or []) + lint_warnings(lint)
     reasons = []
@@ -74,6 +74,9 @@ def decide(report: dict, lint: dict = None, abort_on=()) -> dict:
     faked = []
     if not reasons and pending:
         copy = report.get("copy") or {}
+        if copy.get("skipped") and not require_rehearsal:
+            warnings.append({"rule": "not-rehearsed", "message": "the migrations were not rehearsed on a copy (%s)" % copy.get("why")})
+            return verdict(NORMAL, pending, [], [], warnings)
         if copy.get("skipped"):
             reasons.append("the migrations were not rehearsed (%s)" % copy.get("why", "no copy"))
         for key in pending:
@@ -102,6 +105,10 @@ def decide(report: dict, lint: dict = None, abort_on=()) -> dict:
         strategy = FAKE
     else:
         strategy = NORMAL
+    return verdict(strategy, pending, faked, reasons, warnings)
+
+
+def verdict(strategy, pending, faked, reasons, warnings) -> dict:
     return {
         "strategy": strategy,
         "pending": pending,

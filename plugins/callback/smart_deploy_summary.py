@@ -31,8 +31,8 @@ import time
 
 from ansible.plugins.callback import CallbackBase
 
-ORDER = ("app", "host", "release", "previous", "outcome", "failure")
-STEP_ORDER = ("validation", "build", "backup", "migrations", "switch", "health")
+ORDER = ("app", "host", "release", "live_before", "previous", "kind", "outcome", "failure")
+STEP_ORDER = ("changes", "build", "tests", "validation", "backup", "migrations", "switch", "health")
 
 
 def rows_of(summary):

@@ -55,6 +55,9 @@ class Deployment:
                     "smart_deploy_db_password": self.db_password,
                     "smart_deploy_django_secret_key": secrets.token_hex(25),
                     "smart_deploy_actor": "pytest",
+                    # nobody sends traffic to a test deployment: no drain delay before old containers stop
+                    "release_drain_seconds": 0,
+                    "release_health_delay": 1,
                 }
             )
         )
@@ -140,6 +143,11 @@ class Deployment:
         self.git("reset", "-q", "--hard", commit)
         self.git("clean", "-qfd", "--exclude=backend/wheels")
 
+    def summary(self) -> dict:
+        """The summary of the newest run (its JSON run log): what the table at the end of the run shows."""
+        logs = sorted((self.workdir / "logs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+        return json.loads(logs[-1].read_text())["summary"]
+
     def validation_reports(self) -> list:
         folder = self.state_dir / "validations"
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
@@ -161,10 +169,12 @@ class Deployment:
     def destroy(self) -> None:
         label = "label=smart-deploy.app=%s" % self.name
         ids = run(["docker", "ps", "-aq", "--filter", label]).stdout.split()
+        ids += run(["docker", "ps", "-aq", "--filter", "label=smart-deploy.dev=%s-dev" % self.name]).stdout.split()
         if ids:
             run(["docker", "rm", "-f", *ids])
-        run(["docker", "network", "rm", "%s-net" % self.name])
-        run(["docker", "volume", "rm", "-f", "%s-pgdata" % self.name])
+        for network in ("%s-net" % self.name, "%s-dev-net" % self.name):
+            run(["docker", "network", "rm", network])
+        run(["docker", "volume", "rm", "-f", "%s-pgdata" % self.name, "%s-dev-pgdata" % self.name])
         images = run(["docker", "images", "-q", "--filter", "reference=%s-*" % self.name]).stdout.split()
         if images:
             run(["docker", "rmi", "-f", *sorted(set(images))])

@@ -21,7 +21,6 @@ def test_help_lists_every_verb_and_what_exists(tmp_path):
     assert result.returncode == 0
     for verb in SEED_VERBS:
         assert "\n  %s " % verb in result.stdout, verb
-    assert "not available yet" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -37,6 +36,8 @@ def test_help_lists_every_verb_and_what_exists(tmp_path):
         (["setup", "--fast"], "setup takes no options"),
         (["rollback", "../etc"], "'../etc' is not a release id"),
         (["rollback", "--frobnicate"], "unknown option '--frobnicate'"),
+        (["dev", "sideways"], "dev takes up, down or status"),
+        (["emergency", "--yolo"], "unknown option '--yolo'"),
     ],
 )
 def test_bad_input_gets_usage_and_nonzero_exit_before_anything_runs(tmp_path, args, message):
@@ -52,8 +53,8 @@ def test_no_verb_prints_usage(tmp_path):
     assert result.returncode == 2 and "Usage:" in result.stderr
 
 
-@pytest.mark.parametrize("verb", ["dev", "build", "emergency", "cleanup"])
-def test_verbs_not_built_yet_say_so(tmp_path, verb):
-    result = deploy(verb, tmp_path=tmp_path)
-    assert result.returncode == 3
-    assert "not available yet" in result.stderr
+def test_every_seed_verb_exists(tmp_path):
+    text = (ROOT / "deploy").read_text()
+    for verb in SEED_VERBS:
+        assert "not available yet" not in text
+        assert verb in text

@@ -104,3 +104,13 @@ def test_linter_findings_become_warnings():
     verdict = decide(report(applied("a.0002")), lint=lint, abort_on=["squawk:ban-drop-column"])
     assert verdict["warnings"][0]["rule"] == "squawk:ban-drop-column"
     assert verdict["strategy"] == ABORT
+
+
+def test_an_emergency_without_rehearsal_is_normal_with_a_warning():
+    unrehearsed = report(pending=["a.0002"], copy={"skipped": True, "why": "rehearsal not asked for"})
+    assert decide(unrehearsed)["strategy"] == ABORT
+    verdict = decide(unrehearsed, require_rehearsal=False)
+    assert verdict["strategy"] == NORMAL and verdict["apply"] == ["a.0002"]
+    assert verdict["warnings"][0]["rule"] == "not-rehearsed"
+    broken = report(pending=["a.0002"], copy={"skipped": True, "why": "pre-checks failed"}, prechecks_errors=["conflicting migrations"])
+    assert decide(broken, require_rehearsal=False)["strategy"] == ABORT

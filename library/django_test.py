@@ -1,0 +1,163 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: django_test
+short_description: Run an app's own test suite inside its image, against a throwaway database
+description:
+  - Starts a scratch PostgreSQL (O(db_image)) on an internal Docker network of its own, runs O(command)
+    (by default C(python manage.py test --noinput)) in a one-off container of O(image) on that network
+    with the database settings pointed at it, and removes both afterwards, on every path.
+  - Fails when the tests fail, with the end of their output; nothing of production is involved.
+options:
+  image:
+    description: Image holding the app and its tests (the release's backend image).
+    type: str
+    required: true
+  app_name:
+    description: Application name, prefix of the throwaway resources.
+    type: str
+    required: true
+  db_image:
+    description: PostgreSQL image of the throwaway database.
+    type: str
+    default: postgres:15-bookworm
+  command:
+    description: Command running the tests inside the image.
+    type: list
+    elements: str
+    default: [python, manage.py, test, --noinput]
+  env:
+    description: Environment of the test container that may be shown; its database variables are replaced.
+    type: dict
+    default: {}
+  secret_env:
+    description: Environment of the test container that is never shown.
+    type: dict
+    default: {}
+  project_dir:
+    description: Working directory inside the image (default - the image's).
+    type: str
+  timeout:
+    description: Seconds the test suite may take.
+    type: int
+    default: 1200
+  docker_cli:
+    description: Docker command line client to use.
+    type: str
+    default: docker
+attributes:
+  check_mode:
+    support: none
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Changes nothing that outlives it.
+author:
+  - smart-deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Run the app's tests in the new image
+  django_test:
+    image: shop-backend:3f2a1b9c0d1e
+    app_name: shop
+    env:
+      DJANGO_ALLOWED_HOSTS: "*"
+    secret_env:
+      DJANGO_SECRET_KEY: "{{ vault_secret }}"
+"""
+
+RETURN = r"""
+passed:
+  description: Whether the suite passed.
+  returned: always
+  type: bool
+tests:
+  description: How many tests ran (from the runner's "Ran N tests" line), when it says.
+  returned: always
+  type: int
+seconds:
+  description: Time the suite took.
+  returned: always
+  type: float
+output:
+  description: The end of the test run's output.
+  returned: always
+  type: str
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.oneoff import oneoff_name, write_env_file
+from ansible.module_utils.smart_deploy.scratch import Interrupted, Scratch, ScratchError, raise_on_signals
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            image=dict(type="str", required=True),
+            app_name=dict(type="str", required=True),
+            db_image=dict(type="str", default="postgres:15-bookworm"),
+            command=dict(type="list", elements="str", default=["python", "manage.py", "test", "--noinput"]),
+            env=dict(type="dict", default={}),
+            secret_env=dict(type="dict", default={}, no_log=True),
+            project_dir=dict(type="str"),
+            timeout=dict(type="int", default=1200),
+            docker_cli=dict(type="str", default="docker"),
+        ),
+        supports_check_mode=False,
+    )
+    params = module.params
+    docker = module.get_bin_path(params["docker_cli"], required=True)
+    restore_signals = raise_on_signals()
+    scratch = Scratch(docker, params["app_name"] + "-tests", params["db_image"])
+    scratch.labels["smart-deploy.app"] = params["app_name"]
+    tmpdir = tempfile.mkdtemp(prefix="smart-deploy-tests-")
+    name = oneoff_name(params["app_name"] + "-tests")
+    output, passed, started = "", False, time.monotonic()
+    try:
+        scratch.start()
+        env_file = os.path.join(tmpdir, "env")
+        write_env_file(env_file, scratch.env(dict(params["env"], **params["secret_env"])))
+        cmd = [docker, "run", "--rm", "--name", name, "--network", scratch.network, "--env-file", env_file]
+        for key, value in sorted(scratch.labels.items()):
+            cmd += ["--label", "%s=%s" % (key, value)]
+        if params["project_dir"]:
+            cmd += ["--workdir", params["project_dir"]]
+        cmd += [params["image"], *params["command"]]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=params["timeout"], check=False)
+            output = (proc.stdout + "\n" + proc.stderr).strip()
+            passed = proc.returncode == 0
+        except subprocess.TimeoutExpired:
+            output = "the test suite did not finish within %d s" % params["timeout"]
+    except (ScratchError, Interrupted) as exc:
+        output = "could not run the tests: %s" % exc
+    finally:
+        subprocess.run([docker, "rm", "-f", name], capture_output=True, check=False)
+        scratch.remove()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        restore_signals()
+    ran = re.search(r"Ran (\d+) tests?", output)
+    result = dict(changed=False, passed=passed, tests=int(ran.group(1)) if ran else 0, seconds=round(time.monotonic() - started, 2),
+                  output=output[-6000:])  # fmt: skip
+    if not passed:
+        module.fail_json(msg="the app's tests failed in image %s: %s" % (params["image"], output[-1500:]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
