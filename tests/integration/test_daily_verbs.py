@@ -86,7 +86,7 @@ def test_backend_change_with_a_migration_validates_and_backs_up(shop):
     backups_before = len(list((shop.state_dir / "backups").glob("*.dump")))
     releases.add_wishlist(shop)
     shop.commit("wishlists")
-    result = shop.deploy()
+    result = shop.deploy("-e", "smart_deploy_app_tests=true")
     assert_ok(result)
     assert "normal: 1 migrations apply cleanly on the copy" in result.stdout
     assert "tests passed" in shop.summary()["steps"]["tests"], "the app's tests ran in the new image"
@@ -99,7 +99,7 @@ def test_emergency_deploy_skips_tests_and_rehearsal_but_keeps_backup_and_health(
     releases.add_cart_item_note(shop, after="0002_wishlist", name="0003_cartitem_note")
     release = shop.commit("hotfix: notes on cart items")[:12]
     backups_before = len(list((shop.state_dir / "backups").glob("*.dump")))
-    result = shop.deploy("-e", "smart_deploy_emergency=true")
+    result = shop.deploy("-e", "smart_deploy_emergency=true", "-e", "smart_deploy_app_tests=true")
     assert_ok(result)
     assert "Run the app's tests" not in result.stdout
     assert "migrations were not rehearsed on a copy" in result.stdout
@@ -117,7 +117,7 @@ def test_a_failing_app_test_stops_the_deploy_before_any_change(shop):
     shop.commit("a broken test")
     before = shop.snapshot()
     live = shop.releases()["current"]
-    result = shop.deploy()
+    result = shop.deploy("-e", "smart_deploy_app_tests=true")
     assert_failed(result)
     assert "the app's tests failed" in result.stdout
     assert shop.snapshot() == before and shop.releases()["current"] == live
