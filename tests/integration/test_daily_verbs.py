@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from tests.integration import shop_releases as releases
-from tests.integration.conftest import assert_failed, assert_ok, run
+from tests.integration.conftest import assert_failed, assert_ok, free_port, run
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_cleanup_keeps_what_the_live_and_previous_release_need(shop):
 
 
 def test_dev_stack_reloads_code_and_stops_cleanly(shop):
-    port = str(shop.port + 1) if shop.port < 65000 else "18999"
+    port = str(free_port())
     up = shop.playbook("dev", "-e", "dev_port=%s" % port)
     assert_ok(up)
     with urllib.request.urlopen("http://127.0.0.1:%s/api/health/" % port, timeout=10) as response:
