@@ -19,7 +19,7 @@ description:
   - With no O(base) (first deploy, or a live release with no known commit) every category counts as changed.
   - From O(component_triggers) and O(database_triggers) it says which components to rebuild and whether the
     database steps must run; nothing at all means the deploy can be a no-op.
-  - Runs git on the machine where the source is (usually the controller, C(delegate_to: localhost)).
+  - Runs git on the machine where the source is (usually the controller, with C(delegate_to=localhost)).
 options:
   path:
     description: The app's source folder, inside a git checkout.

@@ -19,13 +19,13 @@ description:
     again.
   - Fakes exactly the migrations in O(fake), in plan order, and applies the others. A plan that is not
     O(expected_plan) is refused before any change.
-  - When every pending migration is atomic they are applied in ONE transaction: all or none. Otherwise
+  - When every pending migration is atomic they are applied in ONE transaction, all or none. Otherwise
     one at a time (the pre-deploy backup is the way back). An advisory lock keeps two applies apart, a
     C(lock_timeout) with retries keeps a migration from queueing behind long transactions, and the plan
     must be empty afterwards (C(migrate --check)).
   - With O(action=reverse), undoes the migrations a failed deploy applied (O(reverse_applied)) when that
     loses no data - every operation only created things, and nothing was written there since - and
-    reports C(database_back). It never fails for an unsafe reverse: it says why, so the caller can
+    reports C(database_back). It never fails for an unsafe reverse; it says why, so the caller can
     restore the pre-deploy backup instead.
   - Database settings and secrets reach the container through an environment file readable only by
     its owner, never on a command line.
@@ -80,26 +80,6 @@ options:
   fail_after:
     description: Test switch - fail after this many migrations (fault-injection tests only).
     type: int
-  db_container:
-    description: Production database container, where C(psql) reads the migration state.
-    type: str
-    required: true
-  db_name:
-    description: Production database name.
-    type: str
-    required: true
-  db_user:
-    description: Database role for C(psql) in the database container.
-    type: str
-    required: true
-  env:
-    description: Environment of the one-off container that may be shown (database host, name, user, settings).
-    type: dict
-    default: {}
-  secret_env:
-    description: Environment of the one-off container that is never shown (passwords, secret key).
-    type: dict
-    default: {}
   network:
     description: Docker network to join (the one the database is on).
     type: str
@@ -107,21 +87,13 @@ options:
     description: Prefix of the one-off container's name, usually the app name.
     type: str
     default: smart-deploy
-  project_dir:
-    description: Folder of C(manage.py) inside the image. Defaults to the image's working directory.
-    type: str
-  python:
-    description: Python executable inside the image.
-    type: str
-    default: python
   timeout:
     description: Seconds the migrations may take.
     type: int
     default: 3600
-  docker_cli:
-    description: Docker command line client to use.
-    type: str
-    default: docker
+extends_documentation_fragment:
+  - smart_deploy.app_container
+  - smart_deploy.database
 attributes:
   check_mode:
     support: full
@@ -192,6 +164,7 @@ failed_migration:
 import zlib
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.args import app_container_spec, database_container_spec, full_env
 from ansible.module_utils.smart_deploy.oneoff import DriverError, oneoff_name, run_driver
 from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, docker_ok, same_state
 
@@ -224,7 +197,7 @@ def reverse(module, params):
         module.exit_json(**result)
     try:
         outcome, _output = run_driver(
-            docker, params["image"], "reverse", dict(params["env"], **params["secret_env"]), network=params["network"],
+            docker, params["image"], "reverse", full_env(params), network=params["network"],
             name=oneoff_name(params["name_prefix"]), labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"],
             project_dir=params["project_dir"], timeout=params["timeout"],
             input_data={"applied": params["reverse_applied"], "faked": params["reverse_faked"],
@@ -249,31 +222,25 @@ def reverse(module, params):
 
 
 def main():
+    spec = dict(app_container_spec(), **database_container_spec())
+    spec.update(
+        image=dict(type="str", required=True),
+        action=dict(type="str", choices=["apply", "reverse"], default="apply"),
+        expected_plan=dict(type="list", elements="str"),
+        reverse_applied=dict(type="list", elements="str", default=[]),
+        reverse_faked=dict(type="list", elements="str", default=[]),
+        applied_before=dict(type="list", elements="str", default=[]),
+        lock_timeout=dict(type="str", default="10s"),
+        lock_retries=dict(type="int", default=3),
+        fail_after=dict(type="int"),
+        fake=dict(type="list", elements="str", default=[]),
+        expected_state=dict(type="dict"),
+        network=dict(type="str"),
+        name_prefix=dict(type="str", default="smart-deploy"),
+        timeout=dict(type="int", default=3600),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            image=dict(type="str", required=True),
-            action=dict(type="str", choices=["apply", "reverse"], default="apply"),
-            expected_plan=dict(type="list", elements="str"),
-            reverse_applied=dict(type="list", elements="str", default=[]),
-            reverse_faked=dict(type="list", elements="str", default=[]),
-            applied_before=dict(type="list", elements="str", default=[]),
-            lock_timeout=dict(type="str", default="10s"),
-            lock_retries=dict(type="int", default=3),
-            fail_after=dict(type="int"),
-            fake=dict(type="list", elements="str", default=[]),
-            expected_state=dict(type="dict"),
-            db_container=dict(type="str", required=True),
-            db_name=dict(type="str", required=True),
-            db_user=dict(type="str", required=True),
-            env=dict(type="dict", default={}),
-            secret_env=dict(type="dict", default={}, no_log=True),
-            network=dict(type="str"),
-            name_prefix=dict(type="str", default="smart-deploy"),
-            project_dir=dict(type="str"),
-            python=dict(type="str", default="python"),
-            timeout=dict(type="int", default=3600),
-            docker_cli=dict(type="str", default="docker"),
-        ),
+        argument_spec=spec,
         required_if=[("action", "apply", ["expected_plan"])],
         supports_check_mode=True,
     )
@@ -306,10 +273,9 @@ def main():
         result["would_fake"] = fake
         result["would_apply"] = [key for key in plan if key not in fake]
         module.exit_json(**result)
-    full_env = dict(params["env"], **params["secret_env"])
     try:
         applied, output = run_driver(
-            docker, params["image"], "apply", full_env, network=params["network"], name=oneoff_name(params["name_prefix"]),
+            docker, params["image"], "apply", full_env(params), network=params["network"], name=oneoff_name(params["name_prefix"]),
             labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"], project_dir=params["project_dir"],
             input_data={"expected_plan": plan, "fake": fake, "advisory_key": advisory_key(params["name_prefix"]),
                         "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"],

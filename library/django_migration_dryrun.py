@@ -28,18 +28,6 @@ options:
     description: The new release's backend image (it holds the Django project and its migrations).
     type: str
     required: true
-  db_container:
-    description: Production database container. When it does not exist yet the rehearsal starts from an empty database.
-    type: str
-    required: true
-  db_name:
-    description: Production database name.
-    type: str
-    required: true
-  db_user:
-    description: Role C(psql) and C(pg_dump) use in the database container (over its local socket).
-    type: str
-    required: true
   db_image:
     description: Image of the scratch database. Defaults to the production container's image, so versions match.
     type: str
@@ -47,16 +35,6 @@ options:
     description: Application name, prefix of the scratch resources.
     type: str
     required: true
-  env:
-    description:
-      - Environment of the app's containers that may be shown. Its database variables
-        (C(POSTGRES_HOST/PORT/DB/USER/PASSWORD), C(DATABASE_URL)) are replaced by the scratch database's.
-    type: dict
-    default: {}
-  secret_env:
-    description: Environment of the app's containers that is never shown (passwords, secret key).
-    type: dict
-    default: {}
   rehearse:
     description: Copy and rehearse. V(false) stops after the plan and the pre-checks.
     type: bool
@@ -73,17 +51,9 @@ options:
     description: Seconds the rehearsal may take before it is stopped (and counts as failed).
     type: int
     default: 1800
-  project_dir:
-    description: Folder of C(manage.py) inside the image; defaults to the image's working directory.
-    type: str
-  python:
-    description: Python executable inside the image.
-    type: str
-    default: python
-  docker_cli:
-    description: Docker command line client to use.
-    type: str
-    default: docker
+extends_documentation_fragment:
+  - smart_deploy.app_container
+  - smart_deploy.database
 attributes:
   check_mode:
     support: full
@@ -154,6 +124,7 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.args import app_container_spec, database_container_spec, full_env
 from ansible.module_utils.smart_deploy.oneoff import DriverError, oneoff_name, run_driver
 from ansible.module_utils.smart_deploy.pgcatalog import copy_plan, dump_pattern
 from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state
@@ -279,28 +250,22 @@ def image_of(docker, container):
 
 
 def main():
+    spec = dict(app_container_spec(), **database_container_spec())
+    spec.update(
+        image=dict(type="str", required=True),
+        db_image=dict(type="str"),
+        app_name=dict(type="str", required=True),
+        rehearse=dict(type="bool", default=True),
+        small_table_bytes=dict(type="int", default=8 * 1024 * 1024),
+        slow_seconds=dict(type="float", default=5.0),
+        timeout=dict(type="int", default=1800),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            image=dict(type="str", required=True),
-            db_container=dict(type="str", required=True),
-            db_name=dict(type="str", required=True),
-            db_user=dict(type="str", required=True),
-            db_image=dict(type="str"),
-            app_name=dict(type="str", required=True),
-            env=dict(type="dict", default={}),
-            secret_env=dict(type="dict", default={}, no_log=True),
-            rehearse=dict(type="bool", default=True),
-            small_table_bytes=dict(type="int", default=8 * 1024 * 1024),
-            slow_seconds=dict(type="float", default=5.0),
-            timeout=dict(type="int", default=1800),
-            project_dir=dict(type="str"),
-            python=dict(type="str", default="python"),
-            docker_cli=dict(type="str", default="docker"),
-        ),
+        argument_spec=spec,
         supports_check_mode=True,
     )
     params = dict(module.params)
-    params["full_env"] = dict(params["env"], **params["secret_env"])
+    params["full_env"] = full_env(params)
     docker = module.get_bin_path(params["docker_cli"], required=True)
     if not docker_ok(docker, "image", "inspect", params["image"]):
         module.fail_json(msg="image %s does not exist on this host: build it first" % params["image"])

@@ -32,25 +32,12 @@ options:
     type: list
     elements: str
     default: [python, manage.py, test, --noinput]
-  env:
-    description: Environment of the test container that may be shown; its database variables are replaced.
-    type: dict
-    default: {}
-  secret_env:
-    description: Environment of the test container that is never shown.
-    type: dict
-    default: {}
-  project_dir:
-    description: Working directory inside the image (default - the image's).
-    type: str
   timeout:
     description: Seconds the test suite may take.
     type: int
     default: 1200
-  docker_cli:
-    description: Docker command line client to use.
-    type: str
-    default: docker
+extends_documentation_fragment:
+  - smart_deploy.app_container
 attributes:
   check_mode:
     support: none
@@ -101,23 +88,22 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.args import app_container_spec, full_env
 from ansible.module_utils.smart_deploy.oneoff import oneoff_name, write_env_file
 from ansible.module_utils.smart_deploy.scratch import Interrupted, Scratch, ScratchError, raise_on_signals
 
 
 def main():
+    spec = app_container_spec()
+    spec.update(
+        image=dict(type="str", required=True),
+        app_name=dict(type="str", required=True),
+        db_image=dict(type="str", default="postgres:15-bookworm"),
+        command=dict(type="list", elements="str", default=["python", "manage.py", "test", "--noinput"]),
+        timeout=dict(type="int", default=1200),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            image=dict(type="str", required=True),
-            app_name=dict(type="str", required=True),
-            db_image=dict(type="str", default="postgres:15-bookworm"),
-            command=dict(type="list", elements="str", default=["python", "manage.py", "test", "--noinput"]),
-            env=dict(type="dict", default={}),
-            secret_env=dict(type="dict", default={}, no_log=True),
-            project_dir=dict(type="str"),
-            timeout=dict(type="int", default=1200),
-            docker_cli=dict(type="str", default="docker"),
-        ),
+        argument_spec=spec,
         supports_check_mode=False,
     )
     params = module.params
@@ -131,7 +117,7 @@ def main():
     try:
         scratch.start()
         env_file = os.path.join(tmpdir, "env")
-        write_env_file(env_file, scratch.env(dict(params["env"], **params["secret_env"])))
+        write_env_file(env_file, scratch.env(full_env(params)))
         cmd = [docker, "run", "--rm", "--name", name, "--network", scratch.network, "--env-file", env_file]
         for key, value in sorted(scratch.labels.items()):
             cmd += ["--label", "%s=%s" % (key, value)]

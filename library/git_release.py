@@ -16,7 +16,7 @@ description:
     hash being that of the working tree content, so two different uncommitted states never share an id
     and the same state always gets the same one. The checkout and its index are not modified.
   - An explicit O(release) is validated (image-tag safe) and used as it is.
-  - Usually run on the controller (C(delegate_to: localhost)), where the source is.
+  - Usually run on the controller (with C(delegate_to=localhost)), where the source is.
 options:
   path:
     description: Application source folder (inside a git checkout).

@@ -22,7 +22,7 @@ options:
     type: dict
     required: true
   lint:
-    description: SQL linter findings per migration (C({"app.0002_x": [{rule_name, message}]})), shown as warnings.
+    description: SQL linter findings per migration (migration -> list of findings with C(rule_name) and C(message)), shown as warnings.
     type: dict
     default: {}
   require_rehearsal:

@@ -15,8 +15,8 @@ description:
     a full read (C(pg_restore -f /dev/null), which, unlike C(pg_restore --list), fails on truncated or
     corrupted archives), writes the metadata file, then renames the dump into place. A backup that
     fails verification never gets a final name.
-  - Backups are named C(<app>-<release>-<YYYYmmddTHHMMSSZ>.dump) with C(<same>.json) metadata: app,
-    release, sizes, sha256, timings, server and pg_dump versions, table count, migration state.
+  - Backups are named C(<app>-<release>-<YYYYmmddTHHMMSSZ>.dump) with C(<same>.json) metadata (app,
+    release, sizes, sha256, timings, server and pg_dump versions, table count, migration state).
 options:
   container:
     description: Name of the running database container (C(pg_dump) and C(pg_restore) run in it, over its local socket).

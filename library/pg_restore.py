@@ -17,7 +17,7 @@ description:
   - Never C(pg_restore --clean) into the live database, which keeps tables created after the backup.
   - Any failure before the swap drops the new database and leaves the live one as it was.
   - With O(compare=true), reports before the swap how the live database differs from the backup (tables
-    only on one side, row counts per table): what the restore will discard.
+    only on one side, row counts per table), that is what the restore will discard.
 options:
   backup:
     description: Path of the C(.dump) written by M(pg_backup); its C(.json) metadata must be beside it.
@@ -42,7 +42,7 @@ options:
   unless_state:
     description:
       - Do nothing when the live database already has this migration state (C(migrations_fingerprint),
-        C(schema_fingerprint)): restore only a database that moved away from it.
+        C(schema_fingerprint)), so that only a database that moved away from it is restored.
     type: dict
   keep_replaced:
     description: Keep the replaced database (renamed) so nothing written since the backup is lost for good.

@@ -15,7 +15,7 @@ description:
   - V(start) appends an attempt in status C(deploying) (an attempt left C(deploying) by a run that died
     is marked C(failed) first); V(update) merges facts into the attempt under way; V(finish) makes it
     C(live) and the release it replaced C(superseded); V(fail) marks it C(failed) with a reason.
-  - V(rollback) records that an explicit rollback made O(release) serve again: the live entry becomes
+  - V(rollback) records that an explicit rollback made O(release) serve again; the live entry becomes
     C(rolled-back), and a new C(live) entry of kind C(rollback) is appended. O(release) must have gone live before.
   - V(read) returns the history, the live release and the previous good one, and changes nothing.
 options:

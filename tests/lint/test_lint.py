@@ -40,3 +40,15 @@ def test_ruff_lint():
 def test_ruff_format():
     result = run(str(VENV_BIN / "ruff"), "format", "--check", *PYTHON_TREES)
     assert result.returncode == 0, result.stdout
+
+
+MODULES = sorted(p.stem for p in (ROOT / "library").glob("*.py"))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_documentation_renders(module):
+    """ansible-doc parses DOCUMENTATION (with its fragments), EXAMPLES and RETURN of every module."""
+    result = run(str(VENV_BIN / "ansible-doc"), "-M", "library", module)
+    assert result.returncode == 0 and "ERROR" not in result.stderr + result.stdout, result.stderr[-3000:]
+    for section in ("EXAMPLES:", "RETURN VALUES:"):
+        assert section in result.stdout, section

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options shared by several modules, built once (documented once in plugins/doc_fragments/smart_deploy.py)."""
+
+from __future__ import annotations
+
+
+def app_container_spec() -> dict:
+    """How a one-off container of the app's image is run: environment (plain and secret), working
+    directory, Python, docker client. Document with C(extends_documentation_fragment: smart_deploy.app_container)."""
+    return dict(
+        env=dict(type="dict", default={}),
+        secret_env=dict(type="dict", default={}, no_log=True),
+        project_dir=dict(type="str"),
+        python=dict(type="str", default="python"),
+        docker_cli=dict(type="str", default="docker"),
+    )
+
+
+def database_container_spec() -> dict:
+    """Where the production database runs: its container, database and role (psql over the local
+    socket). Document with C(extends_documentation_fragment: smart_deploy.database)."""
+    return dict(
+        db_container=dict(type="str", required=True),
+        db_name=dict(type="str", required=True),
+        db_user=dict(type="str", required=True),
+    )
+
+
+def full_env(params: dict) -> dict:
+    """The container's whole environment: the plain part and the secret part."""
+    return dict(params.get("env") or {}, **(params.get("secret_env") or {}))

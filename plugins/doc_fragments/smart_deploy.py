@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of the options several smart-deploy modules share (built in module_utils/smart_deploy/args.py)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # One-off containers of the app's image.
+    APP_CONTAINER = r"""
+options:
+  env:
+    description: Environment of the app's container that may be shown (settings, database host, name, user).
+    type: dict
+    default: {}
+  secret_env:
+    description: Environment of the app's container that is never shown (passwords, secret key). Reaches the
+      container through an environment file readable by its owner only, never a command line.
+    type: dict
+    default: {}
+  project_dir:
+    description: Folder of C(manage.py) inside the image; defaults to the image's working directory.
+    type: str
+  python:
+    description: Python executable inside the image.
+    type: str
+    default: python
+  docker_cli:
+    description: Docker command line client to use.
+    type: str
+    default: docker
+"""
+
+    # The production database, in its container.
+    DATABASE = r"""
+options:
+  db_container:
+    description: Production database container (C(psql) and C(pg_dump) run in it, over its local socket).
+    type: str
+    required: true
+  db_name:
+    description: Production database name.
+    type: str
+    required: true
+  db_user:
+    description: Database role used in the database container.
+    type: str
+    required: true
+"""
