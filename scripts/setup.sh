@@ -66,8 +66,10 @@ step "Python packages (requirements.txt)"
 stamp="$VENV/.smart-deploy-requirements.sha256"
 want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+  pip_log="$VENV/.pip-install.log"
+  { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip \
+      && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"; } >"$pip_log" 2>&1 \
+    || { tail -n 30 "$pip_log" >&2; die "installing the Python packages failed (log: $pip_log)"; }
   echo "$want" >"$stamp"
   info "installed"
 else

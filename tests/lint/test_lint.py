@@ -52,3 +52,9 @@ def test_module_documentation_renders(module):
     assert result.returncode == 0 and "ERROR" not in result.stderr + result.stdout, result.stderr[-3000:]
     for section in ("EXAMPLES:", "RETURN VALUES:"):
         assert section in result.stdout, section
+
+
+def test_every_molecule_scenario_has_a_test():
+    scenarios = sorted(p.name for p in (ROOT / "molecule").iterdir() if (p / "molecule.yml").exists())
+    for scenario in scenarios:
+        assert (ROOT / "tests" / "molecule" / ("test_%s.py" % scenario)).exists(), scenario
