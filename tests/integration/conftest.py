@@ -200,6 +200,15 @@ def module_deployment(tmp_path_factory):
         deployment.destroy()
 
 
+@pytest.fixture(scope="module")
+def shop(module_deployment):
+    """The shop committed as release 1 and deployed: the starting point of most test modules."""
+    module_deployment.base = module_deployment.commit("release 1")
+    module_deployment.live = module_deployment.base[:12]
+    assert_ok(module_deployment.deploy())
+    return module_deployment
+
+
 @pytest.fixture
 def deployment(tmp_path):
     deployment = Deployment(tmp_path)

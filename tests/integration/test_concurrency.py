@@ -6,17 +6,8 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from tests.conftest import ROOT
 from tests.integration.conftest import VENV_BIN, assert_ok, run
-
-
-@pytest.fixture(scope="module")
-def shop(module_deployment):
-    module_deployment.base = module_deployment.commit("release 1")
-    assert_ok(module_deployment.deploy())
-    return module_deployment
 
 
 def start_deploy(shop, *args):

@@ -5,17 +5,8 @@ import json
 import time
 import urllib.request
 
-import pytest
-
 from tests.integration import shop_releases as releases
 from tests.integration.conftest import assert_failed, assert_ok, free_port, run
-
-
-@pytest.fixture(scope="module")
-def shop(module_deployment):
-    module_deployment.base = module_deployment.commit("release 1")
-    assert_ok(module_deployment.deploy())
-    return module_deployment
 
 
 def container_id(name):

@@ -3,16 +3,7 @@
 import json
 import subprocess
 
-import pytest
-
 from tests.integration.conftest import assert_ok, run
-
-
-@pytest.fixture(scope="module")
-def shop(module_deployment):
-    module_deployment.base = module_deployment.commit("release 1")
-    assert_ok(module_deployment.deploy())
-    return module_deployment
 
 
 def test_twelve_deploys_keep_exactly_the_ten_newest_verified_backups(shop):

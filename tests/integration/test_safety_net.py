@@ -11,14 +11,6 @@ from tests.integration import shop_releases as releases
 from tests.integration.conftest import assert_failed, assert_ok
 
 
-@pytest.fixture(scope="module")
-def shop(module_deployment):
-    module_deployment.base = module_deployment.commit("release 1")
-    assert_ok(module_deployment.deploy())
-    module_deployment.live = module_deployment.base[:12]
-    return module_deployment
-
-
 def content(snapshot):
     """Schema and rows; a restore keeps the replaced database aside, so the list of databases may grow."""
     return {k: v for k, v in snapshot.items() if k != "databases"}
