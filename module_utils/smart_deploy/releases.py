@@ -135,29 +135,42 @@ def latest_good(doc: dict, release_id: str) -> Optional[dict]:
 
 def backup_after(doc: dict, release_id: str) -> Optional[str]:
     """The backup taken when ``release_id`` was replaced by a deploy: the database as that release left
-    it. Rollback entries are skipped: they take no backup and do not change the database."""
+    it. Attempts that failed in between took backups too (their rollback put the database back):
+    the newest one before the release was replaced wins, so no write made since is lost. While the
+    release is still live, that is the backup of the newest failed attempt. Rollback entries are
+    skipped: they take no backup and do not change the database."""
     deployed = [e for e in doc["releases"] if e.get("id") == release_id and e.get("kind") != "rollback"
                 and e.get("status") in GOOD_STATUSES + ("rolled-back",)]  # fmt: skip
     if not deployed:
         return None
     index = doc["releases"].index(deployed[-1])
+    found = None
     for later in doc["releases"][index + 1 :]:
-        if later.get("backup") and later.get("id") != release_id:
-            return later["backup"]
-    return None
+        if later.get("id") == release_id:
+            continue
+        found = later.get("backup") or found
+        if later.get("status") in GOOD_STATUSES + ("rolled-back",):
+            break  # replaced: what came after is another release's database
+    return found
 
 
 def rollback(doc: dict, release_id: str, now: datetime.datetime, fields: dict) -> dict:
     """An explicit rollback made ``release_id`` serve again: the live entry becomes rolled-back and a
-    new entry records the rollback, live."""
+    new entry records the rollback, live. Rolling back to the live release itself is refused, unless
+    its database was restored (``fields["restored_backup"]``): then the live entry is superseded by the
+    rollback entry."""
     doc = copy.deepcopy(doc)
     target = latest_good(doc, release_id)
     if target is None:
         raise ReleaseStateError("release %s never went live here: it cannot be rolled back to" % release_id)
     current = current_entry(doc)
     if current is not None and current.get("id") == release_id:
-        raise ReleaseStateError("release %s is already live" % release_id)
-    if current is not None:
+        if not fields.get("restored_backup"):
+            raise ReleaseStateError("release %s is already live" % release_id)
+        # the live release stays, its database restored (finishing an automatic rollback that failed)
+        current["status"] = "superseded"
+        current["superseded_at"] = to_iso(now)
+    elif current is not None:
         current["status"] = "rolled-back"
         current["rolled_back_at"] = to_iso(now)
     entry = {key: target[key] for key in ("sha", "subject", "images", "containers") if key in target}

@@ -4,6 +4,7 @@ backups are intact and verified, the lock is free and releases.json tells the tr
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,36 @@ def test_a_failure_at_each_step_puts_code_and_database_back(shop, step, change, 
     assert last["backup"], "the pre-deploy backup is recorded with the failed attempt"
     if step == "container_start":
         assert "__replaced_" in shop.snapshot()["databases"], "the replaced database is kept, nothing is lost for good"
+    shop.reset_to(shop.base)
+
+
+def test_a_rollback_that_fails_says_so_and_leaves_what_is_needed_to_finish_it(shop):
+    releases.add_cart_item_note(shop)
+    shop.commit("release 2 (note)")
+    before = shop.snapshot()
+    result = shop.deploy("-e", "smart_deploy_fail_at=rollback", "-e", "health_check_retries=2", "-e", "health_check_delay=1")
+    assert_failed(result)
+    assert "ROLLBACK FAILED" in result.stdout and "Finish by hand" in result.stdout, result.stdout[-4000:]
+    history = shop.releases()
+    last = history["releases"][-1]
+    assert history["current"] == shop.live and last["status"] == "failed"
+    assert "injected failure while putting the database back" in last["rollback"]["error"]
+    manual = last["rollback"]["to_finish_by_hand"]
+    assert manual["pre_deploy_backup"] == last["backup"] and Path(last["backup"]).is_file()
+    assert_backups_verified(shop)
+    assert not (shop.state_dir / "deploy.lock").exists(), "the lock is free for whoever finishes the job"
+    assert content(shop.snapshot()) != content(before), "the database is still as the failed attempt left it"
+
+    command = manual["restore_database"].split(" (or by hand")[0].split()
+    assert command[:2] == ["ansible-playbook", "playbooks/rollback.yml"], manual
+    finished = shop.playbook("rollback", *command[2:])  # the printed command, run as printed
+    assert_ok(finished)
+    assert "restored from" in finished.stdout, finished.stdout[-4000:]
+    assert shop.releases()["releases"][-1]["restored_backup"] == last["backup"], "the backup taken before the failed attempt"
+    status, health = shop.get_json("/api/health/")
+    assert status == 200 and health["release"] == shop.live and health["migrations"]["pending"] == 0
+    assert content(shop.snapshot()) == content(before)
+    assert shop.releases()["current"] == shop.live
     shop.reset_to(shop.base)
 
 

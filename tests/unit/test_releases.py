@@ -143,3 +143,37 @@ def test_rollback_entries_do_not_hide_the_backup_of_a_release():
     doc = releases.rollback(doc, "r1", at(30), {})
     doc = releases.rollback(doc, "r2", at(40), {})
     assert releases.backup_after(doc, "r1") == "/b/shop-r2.dump"
+
+
+def test_restoring_the_live_release_database_after_a_failed_rollback():
+    """A deploy of r3 failed and its automatic rollback too: r2 serves, its database as r3 left it.
+    Rolling back to r2 itself is allowed only with the restore, from the backup taken before r3."""
+    doc = deployed("r1", "r2")
+    doc = releases.start(doc, "r3", at(30), {})
+    doc = releases.update(doc, "r3", {"backup": "/b/shop-r3.dump"})
+    doc = releases.fail(doc, "r3", at(31), "health check", {"rollback": {"done": False}})
+    assert releases.backup_after(doc, "r2") == "/b/shop-r3.dump"
+    with pytest.raises(releases.ReleaseStateError, match="already live"):
+        releases.rollback(doc, "r2", at(40), {})
+    doc = releases.rollback(doc, "r2", at(40), {"restored_backup": "/b/shop-r3.dump"})
+    assert doc["current"] == "r2"
+    assert [(e["id"], e["status"], e.get("kind")) for e in doc["releases"]] == [
+        ("r1", "superseded", None),
+        ("r2", "superseded", None),
+        ("r3", "failed", None),
+        ("r2", "live", "rollback"),
+    ]
+    assert releases.previous_good(doc)["id"] == "r1"
+
+
+def test_the_backup_of_a_release_is_the_newest_taken_before_it_was_replaced():
+    """Failed attempts in between took backups of the same database: the newest one keeps the most."""
+    doc = deployed("r1")
+    doc = releases.start(doc, "r2", at(20), {"backup": "/b/shop-r2-try1.dump"})
+    doc = releases.fail(doc, "r2", at(21), "migration error", {})
+    doc = releases.start(doc, "r2", at(30), {"backup": "/b/shop-r2-try2.dump"})
+    doc = releases.finish(doc, "r2", at(31), {})
+    doc = releases.start(doc, "r3", at(40), {"backup": "/b/shop-r3.dump"})
+    doc = releases.finish(doc, "r3", at(41), {})
+    assert releases.backup_after(doc, "r1") == "/b/shop-r2-try2.dump"
+    assert releases.backup_after(doc, "r2") == "/b/shop-r3.dump"
