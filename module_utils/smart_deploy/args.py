@@ -31,3 +31,20 @@ def database_container_spec() -> dict:
 def full_env(params: dict) -> dict:
     """The container's whole environment: the plain part and the secret part."""
     return dict(params.get("env") or {}, **(params.get("secret_env") or {}))
+
+
+def lock_heartbeat_spec() -> dict:
+    """The deploy lock a long-running module keeps from expiring while it works (optional): the
+    C(smart_deploy_lock_hold) fact preflight sets. Use with
+    C(with Heartbeat.from_params(module.params.get("lock")):) from module_utils/smart_deploy/lock.py.
+    Document with C(extends_documentation_fragment: smart_deploy.lock_heartbeat)."""
+    return dict(
+        lock=dict(
+            type="dict",
+            options=dict(
+                path=dict(type="path", required=True),
+                lock_id=dict(type="str", required=True),
+                ttl=dict(type="int", required=True),
+            ),
+        ),
+    )

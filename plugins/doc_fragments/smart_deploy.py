@@ -48,3 +48,28 @@ options:
     type: str
     required: true
 """
+
+    # The deploy lock a long-running module keeps fresh (module_utils/smart_deploy/lock.py Heartbeat).
+    LOCK_HEARTBEAT = r"""
+options:
+  lock:
+    description:
+      - The deploy lock this run holds, kept from expiring while the module works - its expiry is moved
+        to O(lock.ttl) seconds from now at once and then every O(lock.ttl)/4 seconds (at least 1 s), as
+        long as the lock still has O(lock.lock_id).
+      - Pass the C(smart_deploy_lock_hold) fact the preflight role sets. Without it nothing is refreshed.
+    type: dict
+    suboptions:
+      path:
+        description: Lock file path on the target.
+        type: path
+        required: true
+      lock_id:
+        description: Identifier of this run's lock.
+        type: str
+        required: true
+      ttl:
+        description: Seconds the lock stays valid after each refresh.
+        type: int
+        required: true
+"""
