@@ -91,6 +91,11 @@ options:
     description: Seconds the migrations may take.
     type: int
     default: 3600
+  driver_source:
+    description:
+      - Text of smart-deploy's driver, mounted into the one-off container. Set by this module's action
+        plugin (read on the controller); leave it unset.
+    type: str
 extends_documentation_fragment:
   - smart_deploy.app_container
   - smart_deploy.database
@@ -199,7 +204,7 @@ def reverse(module, params):
         outcome, _output = run_driver(
             docker, params["image"], "reverse", full_env(params), network=params["network"],
             name=oneoff_name(params["name_prefix"]), labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"],
-            project_dir=params["project_dir"], timeout=params["timeout"],
+            project_dir=params["project_dir"], timeout=params["timeout"], source=params["driver_source"],
             input_data={"applied": params["reverse_applied"], "faked": params["reverse_faked"],
                         "applied_before": params["applied_before"], "advisory_key": advisory_key(params["name_prefix"])},
         )  # fmt: skip
@@ -238,6 +243,7 @@ def main():
         network=dict(type="str"),
         name_prefix=dict(type="str", default="smart-deploy"),
         timeout=dict(type="int", default=3600),
+        driver_source=dict(type="str", no_log=True),
     )
     module = AnsibleModule(
         argument_spec=spec,
@@ -280,7 +286,7 @@ def main():
             input_data={"expected_plan": plan, "fake": fake, "advisory_key": advisory_key(params["name_prefix"]),
                         "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"],
                         "fail_after": params["fail_after"]},
-            timeout=params["timeout"],
+            timeout=params["timeout"], source=params["driver_source"],
         )  # fmt: skip
     except DriverError as exc:
         result["migration_state"]["after"] = state()

@@ -51,6 +51,11 @@ options:
     description: Seconds the rehearsal may take before it is stopped (and counts as failed).
     type: int
     default: 1800
+  driver_source:
+    description:
+      - Text of smart-deploy's driver, mounted into the one-off container. Set by this module's action
+        plugin (read on the controller); leave it unset.
+    type: str
 extends_documentation_fragment:
   - smart_deploy.app_container
   - smart_deploy.database
@@ -221,7 +226,7 @@ def rehearse(module, docker, params, report, production):
             result, _output = run_driver(
                 docker, params["image"], "rehearse", scratch.env(params["full_env"]), network=scratch.network, name=name,
                 labels=scratch.labels, python=params["python"], project_dir=params["project_dir"], timeout=params["timeout"],
-                input_data={"descriptions": pending, "expected_plan": [m["migration"] for m in pending],
+                source=params["driver_source"], input_data={"descriptions": pending, "expected_plan": [m["migration"] for m in pending],
                             "slow_seconds": params["slow_seconds"]},
             )  # fmt: skip
         except DriverError as exc:
@@ -259,6 +264,7 @@ def main():
         small_table_bytes=dict(type="int", default=8 * 1024 * 1024),
         slow_seconds=dict(type="float", default=5.0),
         timeout=dict(type="int", default=1800),
+        driver_source=dict(type="str", no_log=True),
     )
     module = AnsibleModule(
         argument_spec=spec,
@@ -287,7 +293,7 @@ def main():
             analysis, _output = run_driver(
                 docker, params["image"], "analyze", params["full_env"], network="none", name=oneoff_name(params["app_name"]),
                 labels={"smart-deploy.app": params["app_name"]}, python=params["python"], project_dir=params["project_dir"],
-                input_data={"applied": production["applied"]}, timeout=300,
+                input_data={"applied": production["applied"]}, timeout=300, source=params["driver_source"],
             )  # fmt: skip
         except DriverError as exc:
             module.fail_json(msg="could not read the migrations of image %s: %s" % (params["image"], exc), output=exc.output[-4000:],
