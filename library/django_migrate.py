@@ -28,7 +28,8 @@ description:
     reports C(database_back). It never fails for an unsafe reverse; it says why, so the caller can
     restore the pre-deploy backup instead.
   - Database settings and secrets reach the container through an environment file readable only by
-    its owner, never on a command line.
+    its owner, never on a command line. The one-off container runs within memory, CPU and process
+    limits (O(oneoff_memory), O(oneoff_cpus), O(oneoff_pids_limit)).
 options:
   image:
     description: Release image (it holds the Django project and its migrations).
@@ -99,6 +100,7 @@ options:
 extends_documentation_fragment:
   - smart_deploy.app_container
   - smart_deploy.database
+  - smart_deploy.lock_heartbeat
 attributes:
   check_mode:
     support: full
@@ -125,6 +127,8 @@ EXAMPLES = r"""
     network: shop-net
     name_prefix: shop
     env: "{{ shop_env }}"
+    oneoff_memory: 2g
+    lock: "{{ smart_deploy_lock_hold | default(omit) }}"
   register: migrated
 """
 
@@ -169,8 +173,9 @@ failed_migration:
 import zlib
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.args import app_container_spec, database_container_spec, full_env
-from ansible.module_utils.smart_deploy.oneoff import DriverError, oneoff_name, run_driver
+from ansible.module_utils.smart_deploy.args import app_container_spec, database_container_spec, full_env, lock_heartbeat_spec
+from ansible.module_utils.smart_deploy.lock import Heartbeat
+from ansible.module_utils.smart_deploy.oneoff import DriverError, limits_problem, oneoff_limits, oneoff_name, run_driver
 from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, docker_ok, same_state
 
 STATE_KEYS = ("applied_count", "migrations_fingerprint", "schema_fingerprint")
@@ -207,6 +212,7 @@ def reverse(module, params):
             project_dir=params["project_dir"], timeout=params["timeout"], source=params["driver_source"],
             input_data={"applied": params["reverse_applied"], "faked": params["reverse_faked"],
                         "applied_before": params["applied_before"], "advisory_key": advisory_key(params["name_prefix"])},
+            limits=oneoff_limits(params),
         )  # fmt: skip
     except DriverError as exc:
         result["reasons"].append("reversing failed: %s" % exc)
@@ -226,33 +232,8 @@ def reverse(module, params):
     module.exit_json(**result)
 
 
-def main():
-    spec = dict(app_container_spec(), **database_container_spec())
-    spec.update(
-        image=dict(type="str", required=True),
-        action=dict(type="str", choices=["apply", "reverse"], default="apply"),
-        expected_plan=dict(type="list", elements="str"),
-        reverse_applied=dict(type="list", elements="str", default=[]),
-        reverse_faked=dict(type="list", elements="str", default=[]),
-        applied_before=dict(type="list", elements="str", default=[]),
-        lock_timeout=dict(type="str", default="10s"),
-        lock_retries=dict(type="int", default=3),
-        fail_after=dict(type="int"),
-        fake=dict(type="list", elements="str", default=[]),
-        expected_state=dict(type="dict"),
-        network=dict(type="str"),
-        name_prefix=dict(type="str", default="smart-deploy"),
-        timeout=dict(type="int", default=3600),
-        driver_source=dict(type="str", no_log=True),
-    )
-    module = AnsibleModule(
-        argument_spec=spec,
-        required_if=[("action", "apply", ["expected_plan"])],
-        supports_check_mode=True,
-    )
-    params = module.params
-    if params["action"] == "reverse":
-        reverse(module, params)
+def apply(module, params):
+    """Apply the validated plan (exits the module)."""
     plan, fake = params["expected_plan"], params["fake"]
     unknown = [key for key in fake if key not in plan]
     if unknown:
@@ -286,7 +267,7 @@ def main():
             input_data={"expected_plan": plan, "fake": fake, "advisory_key": advisory_key(params["name_prefix"]),
                         "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"],
                         "fail_after": params["fail_after"]},
-            timeout=params["timeout"], source=params["driver_source"],
+            timeout=params["timeout"], source=params["driver_source"], limits=oneoff_limits(params),
         )  # fmt: skip
     except DriverError as exc:
         result["migration_state"]["after"] = state()
@@ -305,6 +286,41 @@ def main():
         result["failed_migration"] = applied.get("failed", {})
         module.fail_json(msg="; ".join(applied["errors"]), **result)
     module.exit_json(**result)
+
+
+def main():
+    spec = dict(app_container_spec(), **database_container_spec())
+    spec.update(
+        image=dict(type="str", required=True),
+        action=dict(type="str", choices=["apply", "reverse"], default="apply"),
+        expected_plan=dict(type="list", elements="str"),
+        reverse_applied=dict(type="list", elements="str", default=[]),
+        reverse_faked=dict(type="list", elements="str", default=[]),
+        applied_before=dict(type="list", elements="str", default=[]),
+        lock_timeout=dict(type="str", default="10s"),
+        lock_retries=dict(type="int", default=3),
+        fail_after=dict(type="int"),
+        fake=dict(type="list", elements="str", default=[]),
+        expected_state=dict(type="dict"),
+        network=dict(type="str"),
+        name_prefix=dict(type="str", default="smart-deploy"),
+        timeout=dict(type="int", default=3600),
+        driver_source=dict(type="str", no_log=True),
+    )
+    spec.update(lock_heartbeat_spec())
+    module = AnsibleModule(
+        argument_spec=spec,
+        required_if=[("action", "apply", ["expected_plan"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    problem = limits_problem(oneoff_limits(params), "the one-off container")
+    if problem:
+        module.fail_json(msg=problem, stale=False)
+    with Heartbeat.from_params(params.get("lock")):
+        if params["action"] == "reverse":
+            reverse(module, params)
+        apply(module, params)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ description:
     the pending migrations touch, of the tables they reference, and of small tables; every row when a
     migration runs Python or raw SQL), checks the copy's schema fingerprint against production's, and
     runs the driver there, on that network only, to apply the pending migrations one at a time.
+  - Before the copy, estimates its size (production's size of the tables copied with their rows, indexes
+    included) and refuses, before creating anything, when the file system holding Docker's data (C(docker
+    info) C(DockerRootDir)) has less free than that times O(disk_factor) plus O(disk_margin_mb).
+  - The scratch database and the one-off containers run within memory, CPU and process limits
+    (O(scratch_memory), O(oneoff_memory)...).
   - Returns the report the strategy is decided from (M(migration_strategy)) - per migration its outcome,
     duration, statements, locks and how long they were held, SQLSTATE on failure, fake proof - and
     removes the scratch database, container and network on every path, failures and interrupts
@@ -51,6 +56,16 @@ options:
     description: Seconds the rehearsal may take before it is stopped (and counts as failed).
     type: int
     default: 1800
+  disk_factor:
+    description:
+      - The copy needs this many times production's size of the tables it copies (indexes included) free on
+        the file system of Docker's data, plus O(disk_margin_mb). V(0) with O(disk_margin_mb=0) checks nothing.
+    type: float
+    default: 2.0
+  disk_margin_mb:
+    description: MiB needed free on the file system of Docker's data on top of the copy's estimate times O(disk_factor).
+    type: int
+    default: 512
   driver_source:
     description:
       - Text of smart-deploy's driver, mounted into the one-off container. Set by this module's action
@@ -59,6 +74,8 @@ options:
 extends_documentation_fragment:
   - smart_deploy.app_container
   - smart_deploy.database
+  - smart_deploy.scratch_database
+  - smart_deploy.lock_heartbeat
 attributes:
   check_mode:
     support: full
@@ -80,6 +97,10 @@ EXAMPLES = r"""
     db_user: shop
     app_name: shop
     env: "{{ shop_container_env }}"
+    disk_factor: 2.0
+    disk_margin_mb: 512
+    scratch_memory: 2g
+    lock: "{{ smart_deploy_lock_hold | default(omit) }}"
   register: dryrun
 
 - name: Only the plan and the pre-checks (emergency deploys)
@@ -111,6 +132,13 @@ report:
     copy:
       description: How the copy was made (mode, tables with data, bytes, seconds, fidelity) or why it was skipped.
       type: dict
+    disk:
+      description:
+        - The free-space check before the copy - C(path) (Docker's data), C(estimate_bytes) (production's size of
+          the tables copied with their rows, indexes included), C(factor), C(margin_bytes), C(needed_bytes),
+          C(free_bytes) and C(enough) (null when the free space could not be read, which is not a refusal).
+      returned: when a copy was planned
+      type: dict
     migrations:
       description: Per migration, the outcome on the copy (applied, faked, failed, not reached) with its evidence.
       type: list
@@ -129,17 +157,38 @@ import secrets
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.args import app_container_spec, database_container_spec, full_env
-from ansible.module_utils.smart_deploy.oneoff import DriverError, oneoff_name, run_driver
-from ansible.module_utils.smart_deploy.pgcatalog import copy_plan, dump_pattern
+from ansible.module_utils.smart_deploy.args import (
+    app_container_spec,
+    database_container_spec,
+    full_env,
+    lock_heartbeat_spec,
+    scratch_database_spec,
+)
+from ansible.module_utils.smart_deploy.lock import Heartbeat
+from ansible.module_utils.smart_deploy.oneoff import DriverError, limits_problem, oneoff_limits, oneoff_name, run_driver
+from ansible.module_utils.smart_deploy.pgcatalog import copy_plan, disk_check, disk_refusal, dump_pattern, human_bytes
 from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state
-from ansible.module_utils.smart_deploy.scratch import Interrupted, Scratch, ScratchError, raise_on_signals, sweep
+from ansible.module_utils.smart_deploy.scratch import (
+    SCRATCH_SHM_BYTES,
+    Interrupted,
+    Scratch,
+    ScratchError,
+    docker_root_dir,
+    free_bytes,
+    raise_on_signals,
+    scratch_limits,
+    sweep,
+)
 
 EMPTY_STATE = {"applied": [], "applied_count": 0, "tables": {}, "foreign_keys": [], "database_bytes": 0}
 
 
 class RehearsalError(Exception):
     pass
+
+
+class NotEnoughDisk(RehearsalError):
+    """Too little free disk for the copy: raised before anything is created."""
 
 
 def copy_database(docker, params, scratch, plan):
@@ -204,8 +253,9 @@ def rehearse(module, docker, params, report, production):
             m["migration"] for m in pending if m["tables_unknown"]
         )
     report["copy"] = dict(plan, skipped=False, production_exists=production["exists"])
+    check_disk(docker, params, report, plan)
     image = params["db_image"] or image_of(docker, params["db_container"]) or "postgres:15-bookworm"
-    scratch = Scratch(docker, params["app_name"], image)
+    scratch = Scratch(docker, params["app_name"], image, limits=scratch_limits(params))
     report["scratch"]["run_id"] = scratch.run_id
     try:
         started = time.monotonic()
@@ -227,7 +277,7 @@ def rehearse(module, docker, params, report, production):
                 docker, params["image"], "rehearse", scratch.env(params["full_env"]), network=scratch.network, name=name,
                 labels=scratch.labels, python=params["python"], project_dir=params["project_dir"], timeout=params["timeout"],
                 source=params["driver_source"], input_data={"descriptions": pending, "expected_plan": [m["migration"] for m in pending],
-                            "slow_seconds": params["slow_seconds"]},
+                            "slow_seconds": params["slow_seconds"]}, limits=oneoff_limits(params),
             )  # fmt: skip
         except DriverError as exc:
             report["errors"].append("the rehearsal could not run: %s" % exc)
@@ -247,11 +297,64 @@ def rehearse(module, docker, params, report, production):
         report["scratch"]["left"] = left
 
 
+def check_disk(docker, params, report, plan):
+    """Refuse the copy (NotEnoughDisk) when the file system of Docker's data, where the scratch database
+    keeps it, has less free than the copy's estimate times disk_factor plus disk_margin_mb."""
+    root = docker_root_dir(docker)
+    free = free_bytes(root) if root else None
+    check = disk_check(plan["bytes_with_data"], free, params["disk_factor"], params["disk_margin_mb"] * 2**20, root)
+    report["disk"] = check
+    if check["enough"] is None:
+        message = "the free space of Docker's data (%s) could not be read: the copy of %s was not checked against it" % (
+            root or "docker info failed",
+            human_bytes(check["estimate_bytes"]),
+        )
+        report["warnings"].append({"rule": "disk-unknown", "message": message})
+    elif not check["enough"]:
+        raise NotEnoughDisk(disk_refusal(check, len(plan["tables_with_data"])))
+
+
 def image_of(docker, container):
     import subprocess
 
     result = subprocess.run([docker, "inspect", "-f", "{{.Config.Image}}", container], capture_output=True, text=True, check=False)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def analyze_and_rehearse(module, docker, params, report):
+    """Sweep what killed runs left, read production, analyse the release offline, and rehearse on a copy
+    when something is pending; fills ``report``."""
+    report["scratch"]["swept"] = sweep(docker, params["app_name"])
+    production = read_production(docker, params)
+    report["production"] = {
+        k: production[k] for k in ("exists", "applied", "applied_count", "migrations_fingerprint", "schema_fingerprint")
+    }
+    report["production"]["database_bytes"] = production.get("database_bytes", 0)
+    t0 = time.monotonic()
+    try:
+        analysis, _output = run_driver(
+            docker, params["image"], "analyze", params["full_env"], network="none", name=oneoff_name(params["app_name"]),
+            labels={"smart-deploy.app": params["app_name"]}, python=params["python"], project_dir=params["project_dir"],
+            input_data={"applied": production["applied"]}, timeout=300, source=params["driver_source"],
+            limits=oneoff_limits(params),
+        )  # fmt: skip
+    except DriverError as exc:
+        module.fail_json(msg="could not read the migrations of image %s: %s" % (params["image"], exc), output=exc.output[-4000:],
+                         report=report)  # fmt: skip
+    report["timings"]["analyze"] = round(time.monotonic() - t0, 3)
+    report["prechecks"] = {k: analysis.get(k) for k in ("errors", "conflicts", "missing_migrations", "unknown_applied")}
+    report["pending"] = analysis["pending"]
+    if analysis["unknown_applied"]:
+        report["warnings"].append({"rule": "unknown-applied", "message": "production has applied migrations this release does "
+                                   "not have (an older release?): %s" % ", ".join(analysis["unknown_applied"])})  # fmt: skip
+    if analysis["errors"]:
+        report["copy"] = {"skipped": True, "why": "pre-checks failed"}
+    elif not report["pending"]:
+        report["copy"] = {"skipped": True, "why": "nothing pending"}
+    elif not params["rehearse"]:
+        report["copy"] = {"skipped": True, "why": "rehearsal not asked for"}
+    else:
+        rehearse(module, docker, params, report, production)
 
 
 def main():
@@ -264,63 +367,49 @@ def main():
         small_table_bytes=dict(type="int", default=8 * 1024 * 1024),
         slow_seconds=dict(type="float", default=5.0),
         timeout=dict(type="int", default=1800),
+        disk_factor=dict(type="float", default=2.0),
+        disk_margin_mb=dict(type="int", default=512),
         driver_source=dict(type="str", no_log=True),
     )
+    spec.update(scratch_database_spec())
+    spec.update(lock_heartbeat_spec())
     module = AnsibleModule(
         argument_spec=spec,
         supports_check_mode=True,
     )
     params = dict(module.params)
     params["full_env"] = full_env(params)
+    if params["small_table_bytes"] < 0 or params["timeout"] < 1:
+        module.fail_json(msg="small_table_bytes must be >= 0 and timeout >= 1")
+    if params["disk_factor"] < 0 or params["disk_margin_mb"] < 0:
+        module.fail_json(msg="disk_factor and disk_margin_mb must be >= 0")
+    problem = limits_problem(oneoff_limits(params), "the one-off containers") or limits_problem(
+        scratch_limits(params), "the scratch database", SCRATCH_SHM_BYTES, "its shared memory"
+    )
+    if problem:
+        module.fail_json(msg=problem)
     docker = module.get_bin_path(params["docker_cli"], required=True)
     if not docker_ok(docker, "image", "inspect", params["image"]):
         module.fail_json(msg="image %s does not exist on this host: build it first" % params["image"])
-    if params["small_table_bytes"] < 0 or params["timeout"] < 1:
-        module.fail_json(msg="small_table_bytes must be >= 0 and timeout >= 1")
 
     report = {"image": params["image"], "errors": [], "warnings": [], "migrations": [], "timings": {}, "scratch": {}}
     restore_signals = raise_on_signals()
     started = time.monotonic()
-    try:
-        report["scratch"]["swept"] = sweep(docker, params["app_name"])
-        production = read_production(docker, params)
-        report["production"] = {
-            k: production[k] for k in ("exists", "applied", "applied_count", "migrations_fingerprint", "schema_fingerprint")
-        }
-        report["production"]["database_bytes"] = production.get("database_bytes", 0)
-        t0 = time.monotonic()
+    with Heartbeat.from_params(params.get("lock")):
         try:
-            analysis, _output = run_driver(
-                docker, params["image"], "analyze", params["full_env"], network="none", name=oneoff_name(params["app_name"]),
-                labels={"smart-deploy.app": params["app_name"]}, python=params["python"], project_dir=params["project_dir"],
-                input_data={"applied": production["applied"]}, timeout=300, source=params["driver_source"],
-            )  # fmt: skip
-        except DriverError as exc:
-            module.fail_json(msg="could not read the migrations of image %s: %s" % (params["image"], exc), output=exc.output[-4000:],
-                             report=report)  # fmt: skip
-        report["timings"]["analyze"] = round(time.monotonic() - t0, 3)
-        report["prechecks"] = {k: analysis.get(k) for k in ("errors", "conflicts", "missing_migrations", "unknown_applied")}
-        report["pending"] = analysis["pending"]
-        if analysis["unknown_applied"]:
-            report["warnings"].append({"rule": "unknown-applied", "message": "production has applied migrations this release does "
-                                       "not have (an older release?): %s" % ", ".join(analysis["unknown_applied"])})  # fmt: skip
-        if analysis["errors"]:
-            report["copy"] = {"skipped": True, "why": "pre-checks failed"}
-        elif not report["pending"]:
-            report["copy"] = {"skipped": True, "why": "nothing pending"}
-        elif not params["rehearse"]:
-            report["copy"] = {"skipped": True, "why": "rehearsal not asked for"}
-        else:
-            rehearse(module, docker, params, report, production)
-    except Interrupted as exc:
-        report["errors"].append(str(exc))
-        module.fail_json(msg="the rehearsal was interrupted; scratch resources were removed", report=report)
-    except (PsqlError, ScratchError, RehearsalError) as exc:
-        report["errors"].append(str(exc))
-        module.fail_json(msg="the rehearsal failed before reaching a verdict: %s" % exc, report=report)
-    finally:
-        restore_signals()
-        report["timings"]["total"] = round(time.monotonic() - started, 3)
+            analyze_and_rehearse(module, docker, params, report)
+        except Interrupted as exc:
+            report["errors"].append(str(exc))
+            module.fail_json(msg="the rehearsal was interrupted; scratch resources were removed", report=report)
+        except NotEnoughDisk as exc:
+            report["errors"].append(str(exc))
+            module.fail_json(msg=str(exc), report=report)
+        except (PsqlError, ScratchError, RehearsalError) as exc:
+            report["errors"].append(str(exc))
+            module.fail_json(msg="the rehearsal failed before reaching a verdict: %s" % exc, report=report)
+        finally:
+            restore_signals()
+            report["timings"]["total"] = round(time.monotonic() - started, 3)
     report["id"] = secrets.token_hex(6)
     module.exit_json(changed=False, report=report)
 

@@ -13,6 +13,9 @@ description:
   - Starts a scratch PostgreSQL (O(db_image)) on an internal Docker network of its own, runs O(command)
     (by default C(python manage.py test --noinput)) in a one-off container of O(image) on that network
     with the database settings pointed at it, and removes both afterwards, on every path.
+  - Both containers run within memory, CPU and process limits (O(oneoff_memory), O(scratch_memory)...).
+    Their resources are labelled C(smart-deploy.app=<app_name>), C(smart-deploy.scratch=<run id>) and
+    C(smart-deploy.purpose=tests), and named C(<app_name>-tests-...).
   - Fails when the tests fail, with the end of their output; nothing of production is involved.
 options:
   image:
@@ -38,6 +41,8 @@ options:
     default: 1200
 extends_documentation_fragment:
   - smart_deploy.app_container
+  - smart_deploy.scratch_database
+  - smart_deploy.lock_heartbeat
 attributes:
   check_mode:
     support: none
@@ -59,6 +64,8 @@ EXAMPLES = r"""
       DJANGO_ALLOWED_HOSTS: "*"
     secret_env:
       DJANGO_SECRET_KEY: "{{ vault_secret }}"
+    oneoff_memory: 2g
+    lock: "{{ smart_deploy_lock_hold | default(omit) }}"
 """
 
 RETURN = r"""
@@ -78,6 +85,10 @@ output:
   description: The end of the test run's output.
   returned: always
   type: str
+scratch:
+  description: The run id of the scratch resources (label C(smart-deploy.scratch)) and what of them is left (empty lists).
+  returned: always
+  type: dict
 """
 
 import os
@@ -88,13 +99,65 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.args import app_container_spec, full_env
-from ansible.module_utils.smart_deploy.oneoff import oneoff_name, write_env_file
-from ansible.module_utils.smart_deploy.scratch import Interrupted, Scratch, ScratchError, raise_on_signals
+from ansible.module_utils.smart_deploy.args import app_container_spec, full_env, lock_heartbeat_spec, scratch_database_spec
+from ansible.module_utils.smart_deploy.lock import Heartbeat
+from ansible.module_utils.smart_deploy.oneoff import (
+    ONEOFF_LABEL,
+    Limits,
+    limit_args,
+    limits_problem,
+    oneoff_limits,
+    oneoff_name,
+    write_env_file,
+)
+from ansible.module_utils.smart_deploy.scratch import (
+    SCRATCH_SHM_BYTES,
+    Interrupted,
+    Scratch,
+    ScratchError,
+    raise_on_signals,
+    scratch_limits,
+)
+
+PURPOSE = "tests"
+
+
+def suite_argv(docker: str, image: str, command: list, name: str, network: str, env_file: str, labels: dict,
+               project_dir: str = None, limits: Limits = None, host_cpus: int = None) -> list:  # fmt: skip
+    """The ``docker run`` command line of the test container (no secret on it: they are in ``env_file``)."""
+    cmd = [docker, "run", "--rm", "--name", name, "--network", network, "--env-file", env_file]
+    for key, value in sorted(dict(labels, **{ONEOFF_LABEL: PURPOSE}).items()):
+        cmd += ["--label", "%s=%s" % (key, value)]
+    cmd += limit_args(limits, host_cpus)
+    if project_dir:
+        cmd += ["--workdir", project_dir]
+    return cmd + [image, *command]
+
+
+def run_suite(docker, params, scratch, name, tmpdir):
+    """Start the scratch database and run the suite against it in container ``name``; (passed, output).
+    Removes nothing: the caller does, on every path."""
+    scratch.start()
+    env_file = os.path.join(tmpdir, "env")
+    write_env_file(env_file, scratch.env(full_env(params)))
+    cmd = suite_argv(docker, params["image"], params["command"], name, scratch.network, env_file, scratch.labels,
+                     params["project_dir"], oneoff_limits(params), os.cpu_count())  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=params["timeout"], check=False)
+    except subprocess.TimeoutExpired:
+        return False, "the test suite did not finish within %d s" % params["timeout"]
+    output = (proc.stdout + "\n" + proc.stderr).strip()
+    if proc.returncode == 137:
+        output += (
+            "\n(exit 137: the test container was killed, perhaps for using more than its memory limit, oneoff_memory=%s)"
+            % (params["oneoff_memory"])
+        )
+    return proc.returncode == 0, output
 
 
 def main():
-    spec = app_container_spec()
+    spec = dict(app_container_spec(), **scratch_database_spec())
+    spec.update(lock_heartbeat_spec())
     spec.update(
         image=dict(type="str", required=True),
         app_name=dict(type="str", required=True),
@@ -107,39 +170,30 @@ def main():
         supports_check_mode=False,
     )
     params = module.params
+    problem = limits_problem(oneoff_limits(params), "the test container") or limits_problem(
+        scratch_limits(params), "the scratch database", SCRATCH_SHM_BYTES, "its shared memory"
+    )
+    if problem:
+        module.fail_json(msg=problem)
     docker = module.get_bin_path(params["docker_cli"], required=True)
     restore_signals = raise_on_signals()
-    scratch = Scratch(docker, params["app_name"] + "-tests", params["db_image"])
-    scratch.labels["smart-deploy.app"] = params["app_name"]
+    scratch = Scratch(docker, params["app_name"], params["db_image"], purpose=PURPOSE, limits=scratch_limits(params))
     tmpdir = tempfile.mkdtemp(prefix="smart-deploy-tests-")
-    name = oneoff_name(params["app_name"] + "-tests")
+    name = oneoff_name("%s-%s" % (params["app_name"], PURPOSE))
     output, passed, started = "", False, time.monotonic()
     try:
-        scratch.start()
-        env_file = os.path.join(tmpdir, "env")
-        write_env_file(env_file, scratch.env(full_env(params)))
-        cmd = [docker, "run", "--rm", "--name", name, "--network", scratch.network, "--env-file", env_file]
-        for key, value in sorted(scratch.labels.items()):
-            cmd += ["--label", "%s=%s" % (key, value)]
-        if params["project_dir"]:
-            cmd += ["--workdir", params["project_dir"]]
-        cmd += [params["image"], *params["command"]]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=params["timeout"], check=False)
-            output = (proc.stdout + "\n" + proc.stderr).strip()
-            passed = proc.returncode == 0
-        except subprocess.TimeoutExpired:
-            output = "the test suite did not finish within %d s" % params["timeout"]
+        with Heartbeat.from_params(params.get("lock")):
+            passed, output = run_suite(docker, params, scratch, name, tmpdir)
     except (ScratchError, Interrupted) as exc:
         output = "could not run the tests: %s" % exc
     finally:
         subprocess.run([docker, "rm", "-f", name], capture_output=True, check=False)
-        scratch.remove()
+        left = scratch.remove()
         shutil.rmtree(tmpdir, ignore_errors=True)
         restore_signals()
     ran = re.search(r"Ran (\d+) tests?", output)
     result = dict(changed=False, passed=passed, tests=int(ran.group(1)) if ran else 0, seconds=round(time.monotonic() - started, 2),
-                  output=output[-6000:])  # fmt: skip
+                  output=output[-6000:], scratch={"run_id": scratch.run_id, "left": left})  # fmt: skip
     if not passed:
         module.fail_json(msg="the app's tests failed in image %s: %s" % (params["image"], output[-1500:]), **result)
     module.exit_json(**result)

@@ -5,16 +5,40 @@
 
 from __future__ import annotations
 
+# What a one-off container of the app's image and a scratch PostgreSQL may use by default: enough for
+# the sample shop's test suite and migrations, and for a rehearsal copy, on a 2-core machine shared
+# with production. The scratch database's memory must stay above its shared memory (SCRATCH_SHM_SIZE).
+ONEOFF_MEMORY = "1g"
+ONEOFF_CPUS = 1.5
+ONEOFF_PIDS_LIMIT = 512
+SCRATCH_MEMORY = "1g"
+SCRATCH_CPUS = 1.5
+SCRATCH_PIDS_LIMIT = 512
+
 
 def app_container_spec() -> dict:
     """How a one-off container of the app's image is run: environment (plain and secret), working
-    directory, Python, docker client. Document with C(extends_documentation_fragment: smart_deploy.app_container)."""
+    directory, Python, docker client, and what it may use (memory, CPUs, processes).
+    Document with C(extends_documentation_fragment: smart_deploy.app_container)."""
     return dict(
         env=dict(type="dict", default={}),
         secret_env=dict(type="dict", default={}, no_log=True),
         project_dir=dict(type="str"),
         python=dict(type="str", default="python"),
         docker_cli=dict(type="str", default="docker"),
+        oneoff_memory=dict(type="str", default=ONEOFF_MEMORY),
+        oneoff_cpus=dict(type="float", default=ONEOFF_CPUS),
+        oneoff_pids_limit=dict(type="int", default=ONEOFF_PIDS_LIMIT),
+    )
+
+
+def scratch_database_spec() -> dict:
+    """What the scratch PostgreSQL a module starts may use (memory, CPUs, processes).
+    Document with C(extends_documentation_fragment: smart_deploy.scratch_database)."""
+    return dict(
+        scratch_memory=dict(type="str", default=SCRATCH_MEMORY),
+        scratch_cpus=dict(type="float", default=SCRATCH_CPUS),
+        scratch_pids_limit=dict(type="int", default=SCRATCH_PIDS_LIMIT),
     )
 
 

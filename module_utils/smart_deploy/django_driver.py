@@ -81,6 +81,14 @@ def error_message(exc):
     return ("%s: %s" % (type(exc).__name__, str(exc).strip())).strip()
 
 
+def quote_ident(name):
+    """``name`` as one SQL identifier: in double quotes, embedded double quotes doubled (what PostgreSQL's
+    quote_ident does, quoting always). Identifiers cannot be query parameters; values always are."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError("not an SQL identifier: %r" % (name,))
+    return '"%s"' % name.replace('"', '""')
+
+
 IDENT = r'("(?:[^"]|"")+"|[\w$]+)(?:\.("(?:[^"]|"")+"|[\w$]+))?'
 LOCK_RULES = [
     (
@@ -392,26 +400,26 @@ class StatementLog:
 def table_description(connection, table):
     """{column: {name: definition}, constraint: {...}, index: {...}} of ``table``, or None if absent."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [table])
+        cursor.execute("SELECT to_regclass(%s)", [quote_ident(table)])
         if cursor.fetchone()[0] is None:
             return None
         cursor.execute(
             """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity
                  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped""",
-            [table],
+            [quote_ident(table)],
         )
         columns = {
             name: "%s%s%s%s"
             % (kind, " NOT NULL" if notnull else "", " DEFAULT %s" % default if default else "", " IDENTITY" if identity else "")
             for name, kind, notnull, default, identity in cursor.fetchall()
         }
-        cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass", [table])
+        cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass", [quote_ident(table)])
         constraints = dict(cursor.fetchall())
         cursor.execute(
             "SELECT c.relname, pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END "
             "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass",
-            [table],
+            [quote_ident(table)],
         )
         indexes = dict(cursor.fetchall())
     return {"column": columns, "constraint": constraints, "index": indexes}
@@ -424,7 +432,7 @@ def reference_connection():
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [REFERENCE_DB])
         if cursor.fetchone() is None:
-            cursor.execute('CREATE DATABASE "%s"' % REFERENCE_DB)
+            cursor.execute("CREATE DATABASE %s" % quote_ident(REFERENCE_DB))
     if "smart_deploy_reference" not in connections.settings:
         settings = dict(connections.settings["default"])
         settings["NAME"] = REFERENCE_DB
@@ -474,10 +482,10 @@ def row_counts(connection, tables):
     counts = {}
     with connection.cursor() as cursor:
         for table in tables:
-            cursor.execute("SELECT to_regclass(%s)", [table])
+            cursor.execute("SELECT to_regclass(%s)", [quote_ident(table)])
             if cursor.fetchone()[0] is None:
                 continue
-            cursor.execute('SELECT count(*) FROM "%s"' % table.replace('"', '""'))
+            cursor.execute("SELECT count(*) FROM %s" % quote_ident(table))
             counts[table] = cursor.fetchone()[0]
     return counts
 
@@ -516,17 +524,17 @@ def offending_rows(connection, migration, exc_code, before_apps):
             with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
                 if isinstance(operation, ops.AddField):
                     if not operation.field.null and operation.field.default is None:
-                        cursor.execute('SELECT count(*) FROM "%s"' % table)
+                        cursor.execute("SELECT count(*) FROM %s" % quote_ident(table))
                         found.append({"table": table, "column": column, "rows_without_value": cursor.fetchone()[0]})
                 elif exc_code == "23505" and operation.field.unique:
                     cursor.execute(
-                        'SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM "%s" GROUP BY "%s" HAVING count(*) > 1) d'
-                        % (table, column)
+                        "SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM %s GROUP BY %s HAVING count(*) > 1) d"
+                        % (quote_ident(table), quote_ident(column))
                     )
                     groups, rows = cursor.fetchone()
                     found.append({"table": table, "column": column, "duplicate_values": groups, "rows": int(rows)})
                 elif exc_code == "23502" and not operation.field.null:
-                    cursor.execute('SELECT count(*) FROM "%s" WHERE "%s" IS NULL' % (table, column))
+                    cursor.execute("SELECT count(*) FROM %s WHERE %s IS NULL" % (quote_ident(table), quote_ident(column)))
                     found.append({"table": table, "column": column, "null_rows": cursor.fetchone()[0]})
         except Exception as exc:  # the column may be absent on this side: nothing to count
             found.append({"table": table, "column": column, "not_counted": error_message(exc)})
@@ -730,7 +738,7 @@ def clean_half_applied(connection, invalid_before):
     left = sorted(invalid_indexes(connection) - invalid_before)
     with connection.cursor() as cursor:
         for name in left:
-            cursor.execute('DROP INDEX CONCURRENTLY IF EXISTS "%s"' % name.replace('"', '""'))
+            cursor.execute("DROP INDEX CONCURRENTLY IF EXISTS %s" % quote_ident(name))
     return {"invalid_indexes_left": left, "dropped": left, "clean": not (invalid_indexes(connection) - invalid_before)}
 
 

@@ -8,14 +8,20 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import uuid
+from typing import NamedTuple, Optional
 
 from ansible.module_utils.smart_deploy import django_driver
 
 ONEOFF_LABEL = "smart-deploy.oneoff"
+# Docker refuses a container memory limit below 6 MiB.
+DOCKER_MIN_MEMORY = 6 * 1024 * 1024
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
 class DriverError(Exception):
@@ -54,6 +60,92 @@ def oneoff_name(prefix: str) -> str:
     return "%s-oneoff-%s" % (prefix, uuid.uuid4().hex[:8])
 
 
+class Limits(NamedTuple):
+    """What a container may use: memory (a docker size such as C(1g), empty for no limit), CPUs
+    (0 for no limit) and processes (0 or less for no limit)."""
+
+    memory: str = ""
+    cpus: float = 0.0
+    pids: int = 0
+
+
+def parse_size(text) -> int:
+    """Bytes of a docker size (C(1g), C(512m), C(1.5G), C(1073741824)); ValueError when it is none."""
+    match = SIZE.match(str(text))
+    if not match:
+        raise ValueError("%r is not a size (a number with an optional unit b, k, m, g or t, e.g. 1g or 512m)" % (text,))
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+def limits_problem(limits: Limits, what: str, above_bytes: int = 0, because: str = "") -> Optional[str]:
+    """Why docker would refuse ``limits``, or why they leave too little memory (more than ``above_bytes``
+    is needed, ``because`` says why); None when they are fine."""
+    if limits.memory not in ("", None):
+        try:
+            memory = parse_size(limits.memory)
+        except ValueError as exc:
+            return "the memory limit of %s: %s" % (what, exc)
+        if memory and memory < DOCKER_MIN_MEMORY:
+            return "the memory limit of %s (%s) must be at least %d MiB (or 0 for none)" % (what, limits.memory, DOCKER_MIN_MEMORY // 2**20)
+        if memory and memory <= above_bytes:
+            return "the memory limit of %s (%s) must be above %d MiB%s" % (what, limits.memory, above_bytes // 2**20,
+                                                                           " (%s)" % because if because else "")  # fmt: skip
+    if limits.cpus is not None and limits.cpus < 0:
+        return "the CPU limit of %s must be 0 (none) or more, got %s" % (what, limits.cpus)
+    return None
+
+
+def limit_args(limits: Optional[Limits], host_cpus: Optional[int] = None) -> list:
+    """``docker run`` arguments for ``limits``. The CPU limit is capped at the host's CPUs (docker refuses more)."""
+    if limits is None:
+        return []
+    args = []
+    memory = parse_size(limits.memory) if limits.memory not in ("", None) else 0
+    if memory > 0:
+        args += ["--memory", str(memory)]
+    if limits.cpus:
+        cpus = min(float(limits.cpus), float(host_cpus)) if host_cpus else float(limits.cpus)
+        args += ["--cpus", ("%.2f" % cpus).rstrip("0").rstrip(".")]
+    if limits.pids and limits.pids > 0:
+        args += ["--pids-limit", str(int(limits.pids))]
+    return args
+
+
+def oneoff_limits(params: dict) -> Limits:
+    """The limits of the app's one-off containers, from the options of args.app_container_spec()."""
+    return Limits(params.get("oneoff_memory") or "", float(params.get("oneoff_cpus") or 0), int(params.get("oneoff_pids_limit") or 0))
+
+
+def driver_run_argv(
+    docker: str,
+    image: str,
+    command: str,
+    name: str,
+    env_path: str,
+    driver_path: str,
+    input_path: str,
+    python: str = "python",
+    labels: dict = None,
+    network: str = None,
+    project_dir: str = None,
+    limits: Limits = None,
+    host_cpus: Optional[int] = None,
+) -> list:
+    """The ``docker run`` command line of a driver one-off (no secret on it: they are in ``env_path``)."""
+    cmd = [docker, "run", "--rm", "--name", name, "--env-file", env_path,
+           "-v", "%s:/smart-deploy/driver.py:ro" % driver_path,
+           "-v", "%s:/smart-deploy/input.json:ro" % input_path,
+           "--entrypoint", python, "--label", "%s=%s" % (ONEOFF_LABEL, command)]  # fmt: skip
+    for key, value in sorted((labels or {}).items()):
+        cmd += ["--label", "%s=%s" % (key, value)]
+    cmd += limit_args(limits, host_cpus)
+    if network:
+        cmd += ["--network", network]
+    if project_dir:
+        cmd += ["--workdir", project_dir]
+    return cmd + [image, "/smart-deploy/driver.py", command]
+
+
 def run_driver(
     docker: str,
     image: str,
@@ -67,12 +159,13 @@ def run_driver(
     input_data: dict = None,
     timeout: float = None,
     source: str = None,
+    limits: Limits = None,
 ):
     """Run ``driver.py <command>`` in a throwaway container of ``image``; return (result, output).
 
     Secrets go through an env file readable only by its owner, never on a command line; the input
-    is a JSON file mounted read-only. The container and the temporary files are removed whatever
-    happens, a timeout included.
+    is a JSON file mounted read-only. The container runs within ``limits`` (memory, CPUs, processes).
+    The container and the temporary files are removed whatever happens, a timeout included.
     """
     tmpdir = tempfile.mkdtemp(prefix="smart-deploy-driver-")
     name = name or oneoff_name("smart-deploy")
@@ -93,17 +186,8 @@ def run_driver(
             env["SMART_DEPLOY_PROJECT_DIR"] = project_dir
         env_path = os.path.join(tmpdir, "env")
         write_env_file(env_path, env)
-        cmd = [docker, "run", "--rm", "--name", name, "--env-file", env_path,
-               "-v", "%s:/smart-deploy/driver.py:ro" % driver_path,
-               "-v", "%s:/smart-deploy/input.json:ro" % input_path,
-               "--entrypoint", python, "--label", "%s=%s" % (ONEOFF_LABEL, command)]  # fmt: skip
-        for key, value in sorted((labels or {}).items()):
-            cmd += ["--label", "%s=%s" % (key, value)]
-        if network:
-            cmd += ["--network", network]
-        if project_dir:
-            cmd += ["--workdir", project_dir]
-        cmd += [image, "/smart-deploy/driver.py", command]
+        cmd = driver_run_argv(docker, image, command, name, env_path, driver_path, input_path, python=python, labels=labels,
+                              network=network, project_dir=project_dir, limits=limits, host_cpus=os.cpu_count())  # fmt: skip
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
@@ -116,8 +200,9 @@ def run_driver(
         shutil.rmtree(tmpdir, ignore_errors=True)
     result = parse_result(stdout)
     if result is None:
+        killed = " - killed, perhaps for using more than its memory limit (%s)" % limits.memory if proc.returncode == 137 and limits else ""
         raise DriverError(
-            "the driver printed no result (exit %d); the container said: %s" % (proc.returncode, output[-2000:]), output=output
+            "the driver printed no result (exit %d%s); the container said: %s" % (proc.returncode, killed, output[-2000:]), output=output
         )
     if not result.get("ok"):
         raise DriverError(result.get("error", "driver failed"), result=result, output=output)

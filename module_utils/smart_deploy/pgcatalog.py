@@ -4,14 +4,15 @@
 """What smart-deploy reads from PostgreSQL's catalog, and the pure decisions made from it.
 
 The SQL runs through ``psql`` in the database's own container (no application code involved).
-The functions below it are plain Python: fingerprints, and which tables a rehearsal copy needs
-with their data.
+The functions below it are plain Python: fingerprints, which tables a rehearsal copy needs with
+their data, and whether the disk can hold that copy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Optional
 
 SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema')"
 
@@ -114,17 +115,86 @@ def copy_plan(table_bytes: dict, foreign_keys, touched, small_table_bytes: int, 
     }
 
 
+def human_bytes(size: Optional[int]) -> str:
+    """``size`` for people, in binary units (1.5 GiB)."""
+    if size is None:
+        return "unknown"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return "%d %s" % (value, unit) if unit == "B" else "%.1f %s" % (value, unit)
+        value /= 1024
+    return "%d B" % size  # not reached
+
+
+def disk_check(copy_bytes: int, free: Optional[int], factor: float, margin_bytes: int, path: Optional[str] = None) -> dict:
+    """Whether ``free`` bytes hold a copy of ``copy_bytes`` (production's size of the tables copied with
+    their rows, indexes included): ``copy_bytes * factor + margin_bytes`` are needed. ``free`` None (it
+    could not be read) is not a refusal: ``enough`` is None then."""
+    needed = int(copy_bytes * factor) + int(margin_bytes)
+    return {
+        "path": path,
+        "estimate_bytes": int(copy_bytes),
+        "factor": factor,
+        "margin_bytes": int(margin_bytes),
+        "needed_bytes": needed,
+        "free_bytes": free,
+        "enough": None if free is None else free >= needed,
+    }
+
+
+def disk_refusal(check: dict, tables: int) -> str:
+    """The sentence a refused copy fails with: what would be copied, what is needed, what is free, and where."""
+    return (
+        "not enough free disk for the rehearsal copy: it would copy %s of production (%d tables with their rows, indexes "
+        "included); with disk_factor %s and disk_margin_mb %d that needs %s free on %s (Docker's data), which has %s free. "
+        "Nothing was created and production is untouched: free disk there (./deploy cleanup) and run again"
+        % (
+            human_bytes(check["estimate_bytes"]),
+            tables,
+            check["factor"],
+            check["margin_bytes"] // 2**20,
+            human_bytes(check["needed_bytes"]),
+            check["path"] or "?",
+            human_bytes(check["free_bytes"]),
+        )  # fmt: skip
+    )
+
+
 SIMPLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def split_qualified(name: str) -> list:
+    """The parts of a possibly qualified, possibly quoted SQL name as ``regclass::text`` prints it
+    (C(public."Odd.Name") -> [public, Odd.Name]; C("a""b") -> [a"b]); unquoted parts are as written."""
+    parts, current, quoted, i = [], [], False, 0
+    while i < len(name):
+        char = name[i]
+        if quoted:
+            if char == '"' and name[i + 1 : i + 2] == '"':
+                current.append('"')
+                i += 1
+            elif char == '"':
+                quoted = False
+            else:
+                current.append(char)
+        elif char == '"':
+            quoted = True
+        elif char == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    if quoted:
+        raise ValueError("unterminated quoted name: %r" % name)
+    parts.append("".join(current))
+    return parts
 
 
 def dump_pattern(table: str) -> str:
     """A pg_dump -t/--exclude-table-data pattern matching exactly ``table`` (as regclass prints it)."""
-    if "." in table and not table.startswith('"'):
-        schema, name = table.split(".", 1)
-    else:
-        schema, name = "public", table
-    parts = []
-    for part in (schema, name):
-        part = part.strip('"')
-        parts.append(part if SIMPLE_NAME.match(part) else '"%s"' % part.replace('"', '""'))
-    return ".".join(parts)
+    parts = split_qualified(table)
+    if len(parts) == 1:
+        parts = ["public"] + parts
+    return ".".join(part if SIMPLE_NAME.match(part) else '"%s"' % part.replace('"', '""') for part in parts)

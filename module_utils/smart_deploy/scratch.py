@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: smart-deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The scratch PostgreSQL a rehearsal runs against: its own container of the production database's
-image, on an internal Docker network of its own (no route to production, nor anywhere else).
-Everything is labelled, so what a killed run left behind is found and removed by the next one."""
+"""The scratch PostgreSQL a rehearsal (or the app's test suite) runs against: its own container of the
+production database's image, on an internal Docker network of its own (no route to production, nor
+anywhere else), within memory, CPU and process limits. Everything is labelled with the app, the run and
+its purpose, so what a killed run left behind is found and removed by the next one."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ import subprocess
 import tempfile
 import time
 
-from ansible.module_utils.smart_deploy.oneoff import write_env_file
+from ansible.module_utils.smart_deploy.oneoff import Limits, limit_args, parse_size, write_env_file
 
 SCRATCH_LABEL = "smart-deploy.scratch"
 APP_LABEL = "smart-deploy.app"
+# What the scratch resources are for: a rehearsal copy (django_migration_dryrun) or the app's tests (django_test).
+PURPOSE_LABEL = "smart-deploy.purpose"
+REHEARSAL = "rehearsal"
+# PostgreSQL's shared memory in the scratch container; its memory limit must be above it.
+SCRATCH_SHM_SIZE = "256m"
+SCRATCH_SHM_BYTES = parse_size(SCRATCH_SHM_SIZE)
 # A rehearsal copy is thrown away: durability settings off make the copy faster to load.
 SCRATCH_SERVER_ARGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
 
@@ -77,18 +84,48 @@ def sweep(docker, app):
     return found
 
 
+def docker_root_dir(docker):
+    """The folder holding Docker's data (images, containers, volumes) on this host, or None."""
+    result = run(docker, "info", "--format", "{{.DockerRootDir}}", check=False)
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def free_bytes(path):
+    """Bytes free for unprivileged use on the file system holding ``path``, or None when it cannot be read."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def scratch_limits(params):
+    """The scratch database's limits, from the options of args.scratch_database_spec()."""
+    return Limits(params.get("scratch_memory") or "", float(params.get("scratch_cpus") or 0), int(params.get("scratch_pids_limit") or 0))
+
+
 class Scratch:
-    def __init__(self, docker, app, image, run_id=None):
+    """A scratch PostgreSQL of ``app`` for ``purpose``. Every resource carries the labels
+    C(smart-deploy.app=<app>) (what sweeps and the cleanup role look for), C(smart-deploy.scratch=<run id>)
+    (what this run removes) and C(smart-deploy.purpose=<purpose>); names start with C(<app>-scratch) for a
+    rehearsal, C(<app>-<purpose>-scratch) otherwise."""
+
+    def __init__(self, docker, app, image, run_id=None, purpose=REHEARSAL, limits=None):
         self.docker = docker
         self.app = app
         self.image = image
+        self.purpose = purpose
+        self.limits = limits
         self.run_id = run_id or secrets.token_hex(4)
-        self.network = "%s-scratch-%s" % (app, self.run_id)
-        self.container = "%s-scratch-db-%s" % (app, self.run_id)
+        prefix = app if purpose == REHEARSAL else "%s-%s" % (app, purpose)
+        self.network = "%s-scratch-%s" % (prefix, self.run_id)
+        self.container = "%s-scratch-db-%s" % (prefix, self.run_id)
         self.user = "scratch"
         self.password = secrets.token_hex(16)
         self.database = "rehearsal"
-        self.labels = {APP_LABEL: app, SCRATCH_LABEL: self.run_id}
+        self.labels = {APP_LABEL: app, SCRATCH_LABEL: self.run_id, PURPOSE_LABEL: purpose}
 
     def label_args(self):
         args = []
@@ -96,13 +133,18 @@ class Scratch:
             args += ["--label", "%s=%s" % (key, value)]
         return args
 
+    def run_args(self, env_file, host_cpus=None):
+        """The ``docker run`` arguments of the scratch database (after ``docker``)."""
+        return ["run", "-d", "--name", self.container, "--network", self.network, "--env-file", env_file,
+                "--shm-size", SCRATCH_SHM_SIZE, *limit_args(self.limits, host_cpus), *self.label_args(),
+                self.image, "postgres", *SCRATCH_SERVER_ARGS]  # fmt: skip
+
     def start(self, ready_timeout=90):
         run(self.docker, "network", "create", "--internal", *self.label_args(), self.network)
         with tempfile.TemporaryDirectory(prefix="smart-deploy-scratch-") as tmpdir:
             env_file = os.path.join(tmpdir, "env")
             write_env_file(env_file, {"POSTGRES_USER": self.user, "POSTGRES_PASSWORD": self.password, "POSTGRES_DB": self.database})
-            run(self.docker, "run", "-d", "--name", self.container, "--network", self.network, "--env-file", env_file, "--shm-size", "256m",
-                *self.label_args(), self.image, "postgres", *SCRATCH_SERVER_ARGS)  # fmt: skip
+            run(self.docker, *self.run_args(env_file, os.cpu_count()))
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             probe = run(self.docker, "exec", self.container, "pg_isready", "-h", "127.0.0.1", "-U", self.user, "-d", self.database,

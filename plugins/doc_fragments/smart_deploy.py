@@ -30,6 +30,41 @@ options:
     description: Docker command line client to use.
     type: str
     default: docker
+  oneoff_memory:
+    description:
+      - Memory limit of the one-off containers of the app's image (C(docker run --memory)), a size such as
+        C(1g) or C(768m). V(0) sets no limit.
+      - A container that needs more is killed by the kernel (exit 137) and the step fails.
+    type: str
+    default: 1g
+  oneoff_cpus:
+    description: CPUs the one-off containers may use (C(docker run --cpus)), at most the host's. V(0) sets no limit.
+    type: float
+    default: 1.5
+  oneoff_pids_limit:
+    description: Processes the one-off containers may run (C(docker run --pids-limit)). V(0) sets no limit.
+    type: int
+    default: 512
+"""
+
+    # The scratch PostgreSQL started for a rehearsal copy or the app's tests (module_utils/smart_deploy/scratch.py).
+    SCRATCH_DATABASE = r"""
+options:
+  scratch_memory:
+    description:
+      - Memory limit of the scratch PostgreSQL container (C(docker run --memory)), a size such as C(1g). It
+        must be above the container's shared memory (256m). V(0) sets no limit.
+      - The restore of a rehearsal copy runs inside that container and counts against it.
+    type: str
+    default: 1g
+  scratch_cpus:
+    description: CPUs the scratch PostgreSQL may use (C(docker run --cpus)), at most the host's. V(0) sets no limit.
+    type: float
+    default: 1.5
+  scratch_pids_limit:
+    description: Processes the scratch PostgreSQL container may run (C(docker run --pids-limit)). V(0) sets no limit.
+    type: int
+    default: 512
 """
 
     # The production database, in its container.
