@@ -45,6 +45,11 @@ options:
     type: list
     elements: str
     default: []
+  history:
+    description:
+      - The app's release history (C(releases.json)). The releases it records as failed (and never live since)
+        are added to O(failed_releases). Deploys and the cleanup both pass it, so the rule is the same for both.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -97,6 +102,11 @@ ignored:
   returned: always
   type: list
   elements: str
+failed_releases:
+  description: The failed releases whose backups did not count.
+  returned: always
+  type: list
+  elements: str
 reasons:
   description: Why each backup stays or goes.
   returned: always
@@ -106,7 +116,8 @@ reasons:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.retention import plan_retention, scan_folder
+from ansible.module_utils.smart_deploy.common import read_json
+from ansible.module_utils.smart_deploy.retention import failed_releases, plan_retention, scan_folder
 
 
 def main():
@@ -117,6 +128,7 @@ def main():
             keep=dict(type="int", default=10),
             pinned=dict(type="list", elements="str", default=[]),
             failed_releases=dict(type="list", elements="str", default=[]),
+            history=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -126,9 +138,15 @@ def main():
     if not os.path.isdir(path):
         module.fail_json(msg="backup folder %s does not exist" % path)
 
+    failed = list(module.params["failed_releases"])
+    if module.params["history"]:
+        try:
+            failed += failed_releases(read_json(module.params["history"], default={}) or {})
+        except ValueError as exc:
+            module.fail_json(msg="cannot read the release history %s: %s" % (module.params["history"], exc))
     backups, ignored, _metadata = scan_folder(path, app)
     pinned = [os.path.basename(p) for p in module.params["pinned"]]
-    plan = plan_retention(backups, keep, pinned=pinned, failed_releases=module.params["failed_releases"])
+    plan = plan_retention(backups, keep, pinned=pinned, failed_releases=failed)
     kept = [b.name for b in plan.keep]
     removed = [b.name for b in plan.remove]
 
@@ -149,6 +167,7 @@ def main():
         counted=plan.counted,
         ignored=ignored,
         reasons=plan.reasons,
+        failed_releases=sorted(set(failed)),
         diff=dict(before="\n".join(sorted(kept + removed)) + "\n", after="\n".join(sorted(kept)) + "\n"),
     )
 

@@ -64,6 +64,13 @@ def backup_from_files(app: str, dump_name: str, metadata: Optional[dict]) -> Opt
     )
 
 
+def failed_releases(history: dict) -> list:
+    """Release ids whose deploys failed and never went live since (a retried id that succeeded counts again)."""
+    entries = history.get("releases") or [] if isinstance(history, dict) else []
+    good = {e.get("id") for e in entries if e.get("status") in ("live", "superseded", "rolled-back")}
+    return sorted({e.get("id") for e in entries if e.get("status") == "failed" and e.get("id") not in good})
+
+
 def plan_retention(
     backups: Iterable[Backup],
     keep: int,
