@@ -63,6 +63,13 @@ tree:
   description: Git tree id of the application folder at HEAD.
   returned: when in a git checkout
   type: str
+content:
+  description:
+    - Git tree id of what is deployed - the application folder as it is on disk, uncommitted changes
+      included (equal to RV(tree) when nothing is uncommitted). Recorded with the release, so that a release
+      id reused for other code is refused.
+  returned: when in a git checkout
+  type: str
 dirty:
   description: Whether the application folder has uncommitted changes.
   returned: always
@@ -90,8 +97,8 @@ def git(module, path, *args, env=None, check=True):
     return rc, out.strip()
 
 
-def working_tree_id(module, path):
-    """Tree id of the working tree (tracked and untracked, .gitignore respected), via a scratch index."""
+def working_tree_id(module, path, prefix=""):
+    """Tree id of the working tree's app folder (tracked and untracked, .gitignore respected), via a scratch index."""
     _rc, index = git(module, path, "rev-parse", "--path-format=absolute", "--git-path", "index")
     tmpdir = tempfile.mkdtemp(prefix="smart-deploy-index-")
     try:
@@ -100,7 +107,7 @@ def working_tree_id(module, path):
             shutil.copyfile(index, scratch)
         env = {"GIT_INDEX_FILE": scratch}
         git(module, path, "add", "-A", "--", ".", env=env)
-        _rc, tree = git(module, path, "write-tree", env=env)
+        _rc, tree = git(module, path, "write-tree", *(["--prefix=" + prefix] if prefix else []), env=env)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return tree
@@ -144,12 +151,14 @@ def main():
         _rc, subject = git(module, path, "log", "-1", "--format=%s", "HEAD")
         _rc, status = git(module, path, "status", "--porcelain", "--untracked-files=normal", "--", ".")
         dirty = bool(status)
+        _rc, prefix = git(module, path, "rev-parse", "--show-prefix")
+        content = working_tree_id(module, path, prefix) if dirty else tree
         release_id = wanted or sha[:length]
         if dirty and not wanted:
-            release_id = "%s-dirty.%s" % (sha[:length], working_tree_id(module, path)[:8])
+            release_id = "%s-dirty.%s" % (sha[:length], content[:8])
     except RuntimeError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, release_id=release_id, sha=sha, tree=tree, dirty=dirty, subject=subject)
+    module.exit_json(changed=False, release_id=release_id, sha=sha, tree=tree, content=content, dirty=dirty, subject=subject)
 
 
 if __name__ == "__main__":

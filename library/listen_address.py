@@ -1,0 +1,132 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: listen_address
+short_description: Check that the app's proxy can be published on an address and port of the target
+description:
+  - Before anything changes, checks that O(bind) is an address of this host and that O(port) on it is free,
+    or already published by the app's own proxy container (O(owner)), which is then replaced in place.
+  - A port held by another process or another container, or an address the host does not have, fails with
+    a message that says which - instead of a deploy that removes the old proxy and cannot start the new one.
+  - Changes nothing.
+options:
+  bind:
+    description: Address the proxy is to be published on (C(127.0.0.1), C(0.0.0.0), C(::1) ...).
+    type: str
+    required: true
+  port:
+    description: Port the proxy is to be published on.
+    type: int
+    required: true
+  owner:
+    description: Name of the app's proxy container; the port may be held by it.
+    type: str
+  docker_cli:
+    description: Docker command line client.
+    type: str
+    default: docker
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Read-only.
+author:
+  - smart-deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Check that the proxy can listen on 127.0.0.1:8080
+  listen_address:
+    bind: 127.0.0.1
+    port: 8080
+    owner: shop-proxy
+"""
+
+RETURN = r"""
+state:
+  description: V(free), or V(ours) when the app's own proxy publishes it.
+  returned: success
+  type: str
+holders:
+  description: Containers that publish the port.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import errno
+import ipaddress
+import socket
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def try_bind(bind, port):
+    """None when (bind, port) could be bound now, else the errno that refused it."""
+    family = socket.AF_INET6 if ipaddress.ip_address(bind).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((bind, port))
+        return None
+    except OSError as exc:
+        return exc.errno
+    finally:
+        sock.close()
+
+
+def publishers(docker, port):
+    """Names of the running containers that publish ``port`` on the host."""
+    result = subprocess.run([docker, "ps", "--filter", "publish=%d" % port, "--format", "{{.Names}}"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    return sorted(result.stdout.split()) if result.returncode == 0 else []
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            bind=dict(type="str", required=True),
+            port=dict(type="int", required=True),
+            owner=dict(type="str"),
+            docker_cli=dict(type="str", default="docker"),
+        ),
+        supports_check_mode=True,
+    )
+    bind, port, owner = module.params["bind"], module.params["port"], module.params["owner"]
+    where = "%s:%d" % (bind if ":" not in bind else "[%s]" % bind, port)
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        module.fail_json(msg="smart_deploy_http_bind '%s' is not an IP address" % bind, holders=[])
+    if not 1 <= port <= 65535:
+        module.fail_json(msg="smart_deploy_http_port %d is not a port number (1-65535)" % port, holders=[])
+    docker = module.get_bin_path(module.params["docker_cli"]) or module.params["docker_cli"]
+    holders = publishers(docker, port)
+    others = [name for name in holders if name != owner]
+    if others:
+        module.fail_json(msg="smart_deploy_http_port: %s is already published by the container(s) %s: choose another "
+                         "smart_deploy_http_port or stop them" % (where, ", ".join(others)), holders=holders)  # fmt: skip
+    refused = try_bind(bind, port)
+    if refused == errno.EADDRNOTAVAIL:
+        module.fail_json(msg="smart_deploy_http_bind: %s is not an address of this host (%s): use one of its own addresses, "
+                         "127.0.0.1 or 0.0.0.0" % (bind, socket.gethostname()), holders=holders)  # fmt: skip
+    if refused == errno.EADDRINUSE and owner not in holders:
+        module.fail_json(msg="smart_deploy_http_port: %s is already in use by another program on this host: choose another "
+                         "smart_deploy_http_port or stop that program" % where, holders=holders)  # fmt: skip
+    if refused not in (None, errno.EADDRINUSE):
+        module.fail_json(msg="cannot listen on %s: %s" % (where, errno.errorcode.get(refused, refused)), holders=holders)
+    module.exit_json(changed=False, state="ours" if owner in holders else "free", holders=holders)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What smart-deploy's inputs must look like, checked before anything changes. Pure logic.
+
+Each check returns the problems it found, as sentences that name the variable (never a secret's
+value) and say what is expected. The action plugin ``smart_deploy_inputs`` runs them on the
+controller at the start of every playbook; ``state_folder`` (on the target) reuses the state folder
+rules. Self-contained on purpose: the action plugin loads this file by its path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from typing import Any, Iterable, List, Optional
+
+APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+PG_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# docker logs --since: a Go duration (10m, 1h30m, 45s), a unix time, or an RFC 3339 date/time
+SINCE_RE = re.compile(
+    r"^(?:(?:\d+(?:\.\d+)?(?:h|m|s|ms))+|\d{9,11}(?:\.\d+)?|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)$"
+)
+TRUE_WORDS = ("true", "yes", "on", "1", "y", "t")
+FALSE_WORDS = ("false", "no", "off", "0", "n", "f")
+FAULT_SWITCHES = ("", "after_backup", "mid_migration", "after_migration", "container_start", "health_check", "rollback")
+
+# Folders a state folder may never be, nor be inside of (those in SYSTEM_TREES). A state folder gets
+# mode 0750, its own files and subfolders: pointing it at a shared or system folder would change that
+# folder's mode or mix two owners' files.
+SYSTEM_FOLDERS = frozenset(
+    "/ /bin /boot /dev /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt /proc /root /run /sbin /srv /sys /tmp /usr "
+    "/var /var/backups /var/cache /var/lib /var/lib/docker /var/local /var/lock /var/log /var/mail /var/opt /var/run "
+    "/var/spool /var/tmp /usr/local /usr/share /usr/lib /usr/bin /usr/sbin /snap".split()
+)
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr",
+                "/var/lib/docker", "/var/lib/postgresql")  # fmt: skip
+
+# Numbers of the roles: variable -> smallest value allowed.
+NUMBERS = {
+    "db_backup_keep": 1,
+    "cleanup_keep_backups": 1,
+    "cleanup_keep_releases": 0,
+    "preflight_lock_ttl": 1,
+    "preflight_min_free_mb": 0,
+    "preflight_cleanup_below_mb": 0,
+    "preflight_db_timeout": 1,
+    "release_health_retries": 1,
+    "release_health_delay": 0,
+    "release_drain_seconds": 0,
+    "release_stop_timeout": 0,
+    "health_check_retries": 1,
+    "health_check_delay": 0,
+    "health_check_timeout": 1,
+    "migrate_timeout": 1,
+    "migration_validation_timeout": 1,
+    "app_tests_timeout": 1,
+}
+BOOLEANS = ("smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled")
+
+# The variables each group of checks reads.
+GROUPS = {
+    "app": (
+        "smart_deploy_app_name", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
+        "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
+        "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
+        "smart_deploy_app_env", "smart_deploy_app_secret_env", "smart_deploy_fail_at", "health_check_endpoints",
+    ) + tuple(NUMBERS) + BOOLEANS,
+    "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
+    "rollback": ("release", "restore_db"),
+    "status": ("history",),
+    "logs": ("lines", "component", "since", "smart_deploy_components"),
+}  # fmt: skip
+
+
+def state_dir_problem(path: Any, name: str = "smart_deploy_state_dir") -> Optional[str]:
+    """Why ``path`` cannot be a state folder (None when it can): it must be an absolute, normalised
+    path of its own - not the root, a system folder, a folder inside a system tree, or one level deep."""
+    if not isinstance(path, str) or not path:
+        return "%s must be an absolute path such as /srv/<app>, got %r" % (name, path)
+    if not path.startswith("/"):
+        return "%s must be an absolute path such as /srv/<app>, got '%s'" % (name, path)
+    normal = os.path.normpath(path)
+    if normal != (path.rstrip("/") or "/") or "//" in path:
+        return "%s must be a plain absolute path (no '..', '.', '//'), got '%s' (did you mean '%s'?)" % (name, path, normal)
+    if normal in SYSTEM_FOLDERS:
+        return ("%s is '%s', a system or shared folder: smart-deploy would change its mode and mix its files with others'. "
+                "Use a folder of the app's own, such as /srv/<app>" % (name, path))  # fmt: skip
+    for tree in SYSTEM_TREES:
+        if normal.startswith(tree + "/"):
+            return "%s is '%s', inside the system folder %s: use a folder of the app's own, such as /srv/<app>" % (name, path, tree)
+    if normal.count("/") < 2:
+        return "%s is '%s', a top-level folder: use a folder of the app's own one level down, such as /srv/<app>" % (name, path)
+    return None
+
+
+def as_int(value: Any) -> Optional[int]:
+    """``value`` as an integer when it is one (an int, or a string of digits), else None. Booleans are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.match(r"^-?\d+$", value.strip()):
+        return int(value.strip())
+    return None
+
+
+def as_bool(value: Any) -> Optional[bool]:
+    """``value`` as a boolean when it clearly is one (true/false, yes/no, 1/0 ...), else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return None
+
+
+def kind_of(value: Any) -> str:
+    """'a boolean', 'a number', 'a list'... of a value (Ansible's tagged types included), without the value."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "nothing (null)"
+    for kind, words in ((str, "a string"), (int, "a number"), (float, "a number"), (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, kind):
+            return words
+    return "a " + type(value).__name__
+
+
+def describe(value: Any) -> str:
+    """A value as a message shows it, with its kind: 'true (a boolean)', "'8080x' (a string)"."""
+    if isinstance(value, bool):
+        return "%s (a boolean)" % str(value).lower()
+    if value is None:
+        return "nothing (null)"
+    for kind, words in ((str, "a string"), (int, "a number"), (float, "a number"), (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, kind):
+            shown = repr(kind(value)) if kind in (str, int, float) else repr(value)
+            return "%s (%s)" % (shown[:200], words)
+    return "%r (%s)" % (value, type(value).__name__)
+
+
+def env_problems(name: str, env: Any, secret: bool) -> List[str]:
+    if env is None:
+        return []
+    if not isinstance(env, dict):
+        return ["%s must be a mapping of environment variable names to strings, got %s" % (name, kind_of(env))]
+    problems = []
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+            problems.append("%s has the key %r, which is not an environment variable name (letters, digits, '_')" % (name, key))
+        elif not isinstance(value, str):
+            shown = kind_of(value) if secret else describe(value)
+            problems.append(
+                '%s.%s is %s: environment values must be strings, quote it in YAML (%s: "%s")'
+                % (
+                    name,
+                    key,
+                    shown,
+                    key,
+                    "..." if secret else ("" if value is None else str(value).lower() if isinstance(value, bool) else value),
+                )
+            )
+        elif "\n" in value:
+            problems.append("%s.%s holds a newline, which an environment variable cannot carry to a container" % (name, key))
+    return problems
+
+
+def component_problems(components: Any, source: Optional[str], source_is_dir) -> List[str]:
+    name = "smart_deploy_components"
+    if not isinstance(components, dict) or not components:
+        return ["%s must be a mapping of component name -> {context, container, port, ...}, got %s" % (name, describe(components))]
+    problems = []
+    for required in ("backend", "proxy"):
+        if required not in components:
+            problems.append("%s has no '%s' component (it needs backend and proxy)" % (name, required))
+    for component, spec in components.items():
+        where = "%s.%s" % (name, component)
+        if not isinstance(spec, dict):
+            problems.append("%s must be a mapping with at least 'context', got %s" % (where, describe(spec)))
+            continue
+        context = spec.get("context")
+        if not isinstance(context, str) or not context.strip():
+            problems.append("%s has no 'context' (the folder of its Docker build, relative to the app source)" % where)
+        elif context.startswith("/") or ".." in context.split("/"):
+            problems.append("%s.context must be a folder inside the app source, got '%s'" % (where, context))
+        elif source and source_is_dir(source):
+            folder = os.path.join(source, context)
+            dockerfile = spec.get("dockerfile", "Dockerfile")
+            if not source_is_dir(folder):
+                problems.append("%s.context '%s' is not a folder of the app source %s" % (where, context, source))
+            elif isinstance(dockerfile, str) and not os.path.isfile(os.path.join(folder, dockerfile)):
+                problems.append("%s: %s/%s has no %s" % (where, source, context, dockerfile))
+        container = spec.get("container", component)
+        if not isinstance(container, str) or not DOCKER_NAME_RE.match(container):
+            problems.append("%s.container must be a container name (letters, digits, '_', '.', '-', no space), got %r" % (where, container))
+        if "port" in spec and not (as_int(spec["port"]) is not None and 1 <= as_int(spec["port"]) <= 65535):
+            problems.append("%s.port must be a port number 1-65535, got %s" % (where, describe(spec["port"])))
+        health = spec.get("health_path")
+        if health is not None and health != "" and (not isinstance(health, str) or not health.startswith("/")):
+            problems.append("%s.health_path must start with '/', got %r" % (where, health))
+    return problems
+
+
+def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
+    problems = []
+    name = v.get("smart_deploy_app_name")
+    if not isinstance(name, str) or not APP_NAME_RE.match(name):
+        problems.append(
+            "smart_deploy_app_name must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit, got %r" % name
+        )
+    source = v.get("smart_deploy_app_source")
+    if not isinstance(source, str) or not source:
+        problems.append("smart_deploy_app_source must be the folder of the app on the controller, got %r" % source)
+        source = None
+    elif not source_is_dir(source):
+        problems.append("smart_deploy_app_source '%s' is not a folder on the controller" % source)
+    problem = state_dir_problem(v.get("smart_deploy_state_dir"))
+    if problem:
+        problems.append(problem)
+    if "smart_deploy_components" in v:
+        problems += component_problems(v["smart_deploy_components"], source, source_is_dir)
+    release = v.get("smart_deploy_release", "")
+    if release not in ("", None) and (not isinstance(release, str) or not RELEASE_RE.match(release)):
+        problems.append(
+            "smart_deploy_release must be letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit), got %r" % release
+        )
+    for key in ("smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network"):
+        if key in v and (not isinstance(v[key], str) or not DOCKER_NAME_RE.match(v[key])):
+            problems.append("%s must be a Docker name (letters, digits, '_', '.', '-', no space), got %r" % (key, v[key]))
+    for key in ("smart_deploy_db_name", "smart_deploy_db_user"):
+        if key in v and (not isinstance(v[key], str) or not PG_NAME_RE.match(v[key])):
+            problems.append("%s must be 1-48 letters, digits or '_', got %r" % (key, v[key]))
+    if "smart_deploy_http_bind" in v:
+        try:
+            ipaddress.ip_address(str(v["smart_deploy_http_bind"]))
+        except ValueError:
+            problems.append(
+                "smart_deploy_http_bind must be an IP address of the target (127.0.0.1, 0.0.0.0, ::1), got %r" % v["smart_deploy_http_bind"]
+            )
+    if "smart_deploy_http_port" in v:
+        port = as_int(v["smart_deploy_http_port"])
+        if port is None or not 1 <= port <= 65535:
+            problems.append("smart_deploy_http_port must be a port number 1-65535, got %s" % describe(v["smart_deploy_http_port"]))
+    problems += env_problems("smart_deploy_app_env", v.get("smart_deploy_app_env"), secret=False)
+    problems += env_problems("smart_deploy_app_secret_env", v.get("smart_deploy_app_secret_env"), secret=True)
+    fault = v.get("smart_deploy_fail_at", "")
+    if fault not in FAULT_SWITCHES:
+        problems.append("smart_deploy_fail_at (a test switch) must be empty or one of %s, got %r" % (", ".join(FAULT_SWITCHES[1:]), fault))
+    endpoints = v.get("health_check_endpoints")
+    if endpoints is not None:
+        if not isinstance(endpoints, list):
+            problems.append("health_check_endpoints must be a list of {name, path}, got %s" % describe(endpoints))
+        else:
+            for index, endpoint in enumerate(endpoints):
+                path = endpoint.get("path") if isinstance(endpoint, dict) else None
+                if not isinstance(path, str) or not path.startswith("/"):
+                    problems.append("health_check_endpoints[%d].path must start with '/', got %r" % (index, path))
+    for key, smallest in NUMBERS.items():
+        if key in v:
+            number = as_int(v[key])
+            if number is None or number < smallest:
+                problems.append("%s must be a whole number >= %d, got %s" % (key, smallest, describe(v[key])))
+    for key in BOOLEANS:
+        if key in v and as_bool(v[key]) is None:
+            problems.append("%s must be true or false, got %s" % (key, describe(v[key])))
+    return problems
+
+
+def secret_problems(v: dict) -> List[str]:
+    problems = []
+    for key in ("smart_deploy_db_password", "smart_deploy_django_secret_key"):
+        value = v.get(key)
+        if value is None:
+            problems.append(
+                "%s is not set: put it in a vaulted group_vars file (see inventories/production/group_vars/app_servers/vault.yml.example)"
+                % key
+            )
+        elif not isinstance(value, str):
+            problems.append("%s must be a string (quote it in YAML), got %s" % (key, kind_of(value)))
+        elif not value.strip():
+            problems.append("%s is empty: set it in a vaulted group_vars file" % key)
+        elif "\n" in value:
+            problems.append("%s holds a newline" % key)
+    return problems
+
+
+def rollback_problems(v: dict) -> List[str]:
+    problems = []
+    release = v.get("release", "")
+    if release not in ("", None) and (not isinstance(release, str) or not RELEASE_RE.match(release)):
+        problems.append("release (the rollback target) must be a release id (letters, digits, '.', '_', '-'), got %r" % (release,))
+    if "restore_db" in v and as_bool(v["restore_db"]) is None:
+        problems.append("restore_db must be true or false, got %s: nothing is restored on a guess" % describe(v["restore_db"]))
+    return problems
+
+
+def status_problems(v: dict) -> List[str]:
+    if "history" in v:
+        number = as_int(v["history"])
+        if number is None or number < 1:
+            return ["history (how many releases to show) must be a whole number >= 1, got %s" % describe(v["history"])]
+    return []
+
+
+def logs_problems(v: dict) -> List[str]:
+    problems = []
+    if "lines" in v:
+        number = as_int(v["lines"])
+        if number is None or number < 1:
+            problems.append("lines must be a whole number >= 1, got %s" % describe(v["lines"]))
+    components = v.get("smart_deploy_components")
+    known = sorted(list(components) + ["database"]) if isinstance(components, dict) else ["backend", "database", "frontend", "proxy"]
+    if v.get("component") not in (None, "") and v.get("component") not in known:
+        problems.append("component must be one of %s, got %r" % (", ".join(known), v.get("component")))
+    since = v.get("since")
+    if since not in (None, "") and (not isinstance(since, str) or not SINCE_RE.match(since)):
+        problems.append("since must be a duration (10m, 2h, 1h30m), a unix time or a date (2026-11-30T10:00:00Z), got %r" % (since,))
+    return problems
+
+
+CHECKS = {"app": app_problems, "secrets": secret_problems, "rollback": rollback_problems, "status": status_problems, "logs": logs_problems}
+
+
+def problems_of(values: dict, groups: Iterable[str], source_is_dir=os.path.isdir) -> List[str]:
+    """Every problem of the variables in ``values`` for the groups of checks asked for, in order."""
+    found = []
+    for group in groups:
+        check = CHECKS[group]
+        found += check(values, source_is_dir) if group == "app" else check(values)
+    return found

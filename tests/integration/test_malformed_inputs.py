@@ -1,0 +1,287 @@
+"""The malformed-input matrix: each bad input gets a clear error naming it, a non-zero exit, and nothing
+changes on the target - containers, volumes, networks, images, the database (schema and rows) and the
+state folder are exactly as before. The table of these inputs and outcomes is in the README, kept in step
+by test_every_case_is_in_the_readme_table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.conftest import VENV_BIN, assert_ok, run
+from tests.integration.shop_releases import add_migration
+
+
+@dataclass
+class Case:
+    id: str
+    expect: str  # a fragment of the error, naming the input
+    playbook: str = "deploy"
+    extra: dict = field(default_factory=dict)  # extra vars, as JSON
+    args: list = field(default_factory=list)  # more ansible-playbook arguments
+    cli: list | None = None  # a ./deploy command line instead of a playbook
+    setup: str | None = None  # name of a prepare_<setup> function below
+    exit_code: int | None = None
+
+
+CASES = [
+    # ./deploy: usage errors, before anything runs
+    Case("unknown-verb", "unknown verb 'deplyo'", cli=["deplyo"], exit_code=2),
+    Case("unknown-option", "unknown option '--fast'", cli=["deploy", "--fast"], exit_code=2),
+    Case("bad-since", "--since needs a duration", cli=["logs", "--since", "yesterday"], exit_code=2),
+    Case("bad-lines", "--lines needs a number of lines", cli=["logs", "--lines", "-3"], exit_code=2),
+    Case("rollback-target-not-an-id", "'../../etc/passwd' is not a release id", cli=["rollback", "../../etc/passwd"], exit_code=2),
+    Case("force-with-lock-status", "--force goes with 'lock release' only", cli=["lock", "status", "--force"], exit_code=2),
+    # verbs' options
+    Case("restore-db-not-a-boolean", "restore_db must be true or false, got 'ture'", playbook="rollback", extra={"restore_db": "ture"}),
+    Case(
+        "history-negative",
+        "history (how many releases to show) must be a whole number >= 1, got '-5'",
+        playbook="status",
+        extra={"history": "-5"},
+    ),
+    Case("since-not-a-duration", "since must be a duration", playbook="logs", extra={"since": "yesterday"}),
+    Case(
+        "unknown-component",
+        "component must be one of backend, database, frontend, proxy, got 'db'",
+        playbook="logs",
+        extra={"component": "db"},
+    ),
+    Case(
+        "rollback-to-unknown-release",
+        '"no-such-release" is not a release that went live here',
+        playbook="rollback",
+        extra={"release": "no-such-release"},
+    ),
+    # application settings
+    Case(
+        "env-value-boolean",
+        "smart_deploy_app_env.FEATURE is true (a boolean): environment values must be strings",
+        extra={"smart_deploy_app_env": {"FEATURE": True}},
+    ),
+    Case("env-value-number", "smart_deploy_app_env.WORKERS is 4 (a number)", extra={"smart_deploy_app_env": {"WORKERS": 4}}),
+    Case(
+        "secret-env-value-number",
+        "smart_deploy_app_secret_env.SHOP_PAYMENT_KEY is a number",
+        extra={"smart_deploy_app_secret_env": {"SHOP_PAYMENT_KEY": 1234}},
+    ),
+    Case("port-out-of-range", "smart_deploy_http_port must be a port number 1-65535, got 70000", extra={"smart_deploy_http_port": 70000}),
+    # types and choices declared in a role's meta/argument_specs.yml are refused by Ansible's own check, in its words
+    Case(
+        "port-not-a-number",
+        "argument 'smart_deploy_http_port' is of type str and we were unable to convert to int",
+        extra={"smart_deploy_http_port": "80a"},
+    ),
+    Case("port-in-use", "is already in use by another program", setup="port_in_use"),
+    Case("bind-not-an-address", "smart_deploy_http_bind must be an IP address", extra={"smart_deploy_http_bind": "localhost:80"}),
+    Case(
+        "bind-not-on-this-host",
+        "smart_deploy_http_bind: 192.0.2.10 is not an address of this host",
+        extra={"smart_deploy_http_bind": "192.0.2.10"},
+    ),
+    Case(
+        "container-name-with-space",
+        "smart_deploy_components.backend.container must be a container name",
+        setup="component",
+        extra={"container": "my web"},
+    ),
+    Case("component-without-context", "smart_deploy_components.backend has no 'context'", setup="component", extra={"context": None}),
+    Case(
+        "component-context-missing",
+        "smart_deploy_components.backend.context 'api' is not a folder of the app source",
+        setup="component",
+        extra={"context": "api"},
+    ),
+    Case(
+        "health-path-without-slash",
+        "smart_deploy_components.backend.health_path must start with '/'",
+        setup="component",
+        extra={"health_path": "api/health/"},
+    ),
+    Case(
+        "endpoint-path-without-slash",
+        "health_check_endpoints[0].path must start with '/'",
+        extra={"health_check_endpoints": [{"name": "health", "path": "api/health/"}]},
+    ),
+    Case("db-container-with-space", "smart_deploy_db_container must be a Docker name", extra={"smart_deploy_db_container": "shop db"}),
+    Case("backup-keep-zero", "db_backup_keep must be a whole number >= 1, got 0", extra={"db_backup_keep": 0}),
+    Case("empty-db-password", "smart_deploy_db_password is empty", extra={"smart_deploy_db_password": ""}),
+    Case("missing-secret-key", "smart_deploy_django_secret_key is not set", extra={"smart_deploy_django_secret_key": None}),
+    Case("secret-key-not-a-string", "smart_deploy_django_secret_key must be a string", extra={"smart_deploy_django_secret_key": 12345678}),
+    Case("release-id-bad-characters", "smart_deploy_release must be letters, digits", extra={"smart_deploy_release": "../x"}),
+    Case("release-id-reused-for-other-code", "was already used here for other code", setup="reused_release"),
+    Case("unknown-fault-switch", "value of smart_deploy_fail_at must be one of", extra={"smart_deploy_fail_at": "everywhere"}),
+    Case("state-dir-root", "smart_deploy_state_dir is '/', a system or shared folder", extra={"smart_deploy_state_dir": "/"}),
+    Case("state-dir-tmp", "smart_deploy_state_dir is '/tmp', a system or shared folder", extra={"smart_deploy_state_dir": "/tmp"}),
+    Case("state-dir-srv", "smart_deploy_state_dir is '/srv', a system or shared folder", extra={"smart_deploy_state_dir": "/srv"}),
+    Case("state-dir-of-another-app", "belongs to the app 'someoneelse'", setup="other_apps_folder"),
+    Case("state-dir-with-foreign-files", "already holds files that are not smart-deploy's (notes.txt)", setup="foreign_folder"),
+    Case("source-not-a-git-checkout", "is not in a git checkout", setup="source_without_git"),
+    Case(
+        "source-without-component-contexts",
+        "smart_deploy_components.backend.context 'backend' is not a folder of the app source",
+        setup="source_without_contexts",
+    ),
+    Case("conflicting-leaf-migrations", "conflicting migrations (several leaf nodes) in cart", setup="conflicting_leaves"),
+    Case("host-does-not-answer", "UNREACHABLE", setup="unreachable_host", exit_code=4),
+]
+
+
+# --- what "nothing changed on the target" means ------------------------------------------------------
+def target_fingerprint(shop) -> dict:
+    label = "label=smart-deploy.app=%s" % shop.name
+
+    def lines(*cmd):
+        return sorted(run(list(cmd)).stdout.split("\n"))
+
+    database = shop.name.replace("-", "_")
+    dump = subprocess.run(
+        ["docker", "exec", "%s-db" % shop.name, "pg_dump", "-U", database, "-d", database], capture_output=True, check=True
+    ).stdout
+    dump = b"\n".join(line for line in dump.split(b"\n") if not line.startswith((b"\\restrict", b"\\unrestrict")))
+    files = {}
+    for path in sorted(shop.state_dir.rglob("*")):
+        if path.is_file():
+            files[str(path.relative_to(shop.state_dir))] = (path.stat().st_mode & 0o777, hashlib.sha256(path.read_bytes()).hexdigest())
+    return {
+        "containers": lines("docker", "ps", "-a", "--filter", label, "--format", "{{.ID}} {{.Names}} {{.State}}"),
+        "volumes": lines("docker", "volume", "ls", "-q", "--filter", label),
+        "networks": lines("docker", "network", "ls", "-q", "--filter", label),
+        "images": lines("docker", "images", "-q", "--filter", label),
+        "database": hashlib.sha256(dump).hexdigest(),
+        "databases": shop.psql("SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database"),
+        "state": files,
+    }
+
+
+@pytest.fixture(scope="module")
+def baseline(shop):
+    assert_ok(shop.deploy())  # settled: a second deploy of the same release changes nothing
+    return target_fingerprint(shop)
+
+
+# --- the cases' preparations: each returns (extra vars, more arguments) and may register a cleanup ------
+def prepare_port_in_use(shop, case, request):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    request.addfinalizer(holder.close)
+    return {"smart_deploy_http_port": holder.getsockname()[1]}, []
+
+
+def prepare_component(shop, case, request):
+    backend = dict(json.loads(shop.vars_file.read_text()).get("smart_deploy_components", {}).get("backend", {}))
+    backend = backend or {"context": "backend", "dockerfile": "Dockerfile", "container": "web", "port": 8000, "health_path": "/api/health/"}
+    for key, value in case.extra.items():
+        if value is None:
+            backend.pop(key, None)
+        else:
+            backend[key] = value
+    components = {
+        "backend": backend,
+        "frontend": {"context": "frontend", "container": "frontend", "port": 80, "health_path": "/healthz"},
+        "proxy": {"context": "infra/proxy", "container": "proxy", "port": 80},
+    }
+    return {"smart_deploy_components": components}, []
+
+
+def prepare_reused_release(shop, case, request):
+    shop.write("backend/src/shop/reused.py", "VALUE = 1\n")
+    shop.commit("other code under the live release's id")
+    request.addfinalizer(lambda: shop.reset_to(shop.base))
+    return {"smart_deploy_release": shop.live}, []
+
+
+def prepare_other_apps_folder(shop, case, request):
+    folder = shop.workdir / "someoneelse-state"
+    folder.mkdir(exist_ok=True)
+    (folder / ".smart-deploy.json").write_text(json.dumps({"app": "someoneelse"}))
+    return {"smart_deploy_state_dir": str(folder)}, []
+
+
+def prepare_foreign_folder(shop, case, request):
+    folder = shop.workdir / "home-of-someone"
+    folder.mkdir(exist_ok=True)
+    (folder / "notes.txt").write_text("not smart-deploy's")
+    return {"smart_deploy_state_dir": str(folder)}, []
+
+
+def prepare_source_without_git(shop, case, request):
+    folder = shop.workdir / "shop-without-git"
+    if not folder.exists():
+        shutil.copytree(shop.source, folder, ignore=shutil.ignore_patterns(".git", "wheels"))
+    return {"smart_deploy_app_source": str(folder)}, []
+
+
+def prepare_source_without_contexts(shop, case, request):
+    folder = shop.workdir / "empty-app"
+    folder.mkdir(exist_ok=True)
+    run(["git", "-C", str(folder), "init", "-q"])
+    return {"smart_deploy_app_source": str(folder)}, []
+
+
+def prepare_conflicting_leaves(shop, case, request):
+    for name in ("0002_first_branch", "0002_second_branch"):
+        add_migration(
+            shop,
+            "cart",
+            name,
+            'class Migration(migrations.Migration):\n    dependencies = [("cart", "0001_initial")]\n    operations = []\n',
+        )
+    shop.commit("two leaf migrations in cart")
+    request.addfinalizer(lambda: shop.reset_to(shop.base))
+    return {}, []
+
+
+def prepare_unreachable_host(shop, case, request):
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    inventory = shop.workdir / "ghost-inventory.yml"
+    inventory.write_text(
+        "app_servers:\n  hosts:\n    ghost:\n      ansible_host: 127.0.0.1\n      ansible_port: %d\n      ansible_connection: ssh\n"
+        "      ansible_ssh_common_args: -o ConnectTimeout=3 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n" % port
+    )
+    return {}, ["-i", str(inventory)]
+
+
+def run_cli(shop, args):
+    env = dict(os.environ, SMART_DEPLOY_VENV=str(VENV_BIN.parent), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([str(ROOT / "deploy"), *args, "-e", "@%s" % shop.vars_file], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_malformed_input_is_refused_by_name_and_changes_nothing(shop, baseline, case, request):
+    if case.cli is not None:
+        result = run_cli(shop, case.cli)
+    else:
+        extra, args = dict(case.extra), []
+        if case.setup:
+            extra, args = globals()["prepare_" + case.setup](shop, case, request)
+        result = shop.playbook(case.playbook, *(["-e", json.dumps(extra)] if extra else []), *args)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, "accepted: %s" % output[-3000:]
+    if case.exit_code is not None:
+        assert result.returncode == case.exit_code, output[-3000:]
+    assert case.expect in output, "the error does not say %r:\n%s" % (case.expect, output[-4000:])
+    after = target_fingerprint(shop)
+    assert after == baseline, "the target changed: %s" % {k: (baseline[k], after[k]) for k in after if after[k] != baseline[k]}
+    assert not (shop.state_dir / "deploy.lock").exists()
+
+
+def test_the_matrix_holds_at_least_thirty_inputs():
+    assert len(CASES) >= 30 and len({case.id for case in CASES}) == len(CASES)
+
+
+def test_every_case_is_in_the_readme_table():
+    readme = (ROOT / "README.md").read_text()
+    missing = [case.id for case in CASES if "`%s`" % case.id not in readme]
+    assert not missing, "README's malformed-input table lacks %s" % missing

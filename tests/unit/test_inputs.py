@@ -1,0 +1,154 @@
+"""The input rules (module_utils/smart_deploy/inputs.py): every malformed input is named, with what is expected."""
+
+import pytest
+from ansible.module_utils.smart_deploy.inputs import (
+    app_problems,
+    logs_problems,
+    problems_of,
+    rollback_problems,
+    secret_problems,
+    state_dir_problem,
+    status_problems,
+)
+
+from tests.conftest import ROOT
+
+SHOP = str(ROOT / "examples" / "shop")
+COMPONENTS = {
+    "backend": {"context": "backend", "container": "web", "port": 8000, "health_path": "/api/health/"},
+    "frontend": {"context": "frontend", "container": "frontend", "port": 80, "health_path": "/healthz"},
+    "proxy": {"context": "infra/proxy", "container": "proxy", "port": 80},
+}
+GOOD = {
+    "smart_deploy_app_name": "shop",
+    "smart_deploy_app_source": SHOP,
+    "smart_deploy_state_dir": "/srv/shop",
+    "smart_deploy_components": COMPONENTS,
+    "smart_deploy_release": "",
+    "smart_deploy_db_container": "shop-db",
+    "smart_deploy_db_volume": "shop-pgdata",
+    "smart_deploy_network": "shop-net",
+    "smart_deploy_db_name": "shop",
+    "smart_deploy_db_user": "shop",
+    "smart_deploy_http_bind": "127.0.0.1",
+    "smart_deploy_http_port": 8080,
+    "smart_deploy_app_env": {"FEATURE": "true"},
+    "smart_deploy_app_secret_env": {"KEY": "s3cret"},
+    "smart_deploy_fail_at": "",
+    "health_check_endpoints": [{"name": "health", "path": "/api/health/"}],
+    "db_backup_keep": 10,
+    "smart_deploy_emergency": "false",
+}
+
+
+def test_the_sample_shop_settings_are_fine():
+    assert app_problems(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"smart_deploy_app_name": "Shop Two"}, "smart_deploy_app_name"),
+        ({"smart_deploy_app_source": "/nowhere"}, "smart_deploy_app_source '/nowhere' is not a folder"),
+        ({"smart_deploy_state_dir": "/tmp"}, "smart_deploy_state_dir is '/tmp', a system or shared folder"),
+        ({"smart_deploy_state_dir": "/"}, "smart_deploy_state_dir is '/', a system"),
+        ({"smart_deploy_state_dir": "/srv"}, "smart_deploy_state_dir is '/srv', a system"),
+        ({"smart_deploy_state_dir": "srv/shop"}, "smart_deploy_state_dir must be an absolute path"),
+        ({"smart_deploy_state_dir": "/srv/../etc/shop"}, "plain absolute path"),
+        ({"smart_deploy_state_dir": "/etc/shop"}, "inside the system folder /etc"),
+        ({"smart_deploy_state_dir": "/shop"}, "a top-level folder"),
+        ({"smart_deploy_http_port": "80800"}, "smart_deploy_http_port must be a port number 1-65535, got '80800'"),
+        ({"smart_deploy_http_port": True}, "smart_deploy_http_port must be a port number 1-65535, got true (a boolean)"),
+        ({"smart_deploy_http_bind": "localhost:80"}, "smart_deploy_http_bind must be an IP address"),
+        (
+            {"smart_deploy_app_env": {"FEATURE": True}},
+            'smart_deploy_app_env.FEATURE is true (a boolean): environment values must be strings, quote it in YAML (FEATURE: "true")',
+        ),
+        ({"smart_deploy_app_env": {"WORKERS": 4}}, "smart_deploy_app_env.WORKERS is 4 (a number)"),
+        ({"smart_deploy_app_env": {"BAD-NAME": "x"}}, "not an environment variable name"),
+        ({"smart_deploy_app_secret_env": {"KEY": 12345}}, "smart_deploy_app_secret_env.KEY is a number"),
+        ({"smart_deploy_db_container": "shop db"}, "smart_deploy_db_container must be a Docker name"),
+        ({"smart_deploy_release": "../x"}, "smart_deploy_release must be"),
+        ({"smart_deploy_fail_at": "everywhere"}, "smart_deploy_fail_at (a test switch)"),
+        ({"db_backup_keep": 0}, "db_backup_keep must be a whole number >= 1, got 0"),
+        ({"db_backup_keep": "ten"}, "db_backup_keep must be a whole number >= 1, got 'ten'"),
+        ({"smart_deploy_emergency": "maybe"}, "smart_deploy_emergency must be true or false"),
+        ({"health_check_endpoints": [{"name": "h", "path": "api/health/"}]}, "health_check_endpoints[0].path must start with '/'"),
+    ],
+)
+def test_each_bad_setting_is_named_with_what_is_expected(change, named):
+    problems = app_problems(dict(GOOD, **change))
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "components, named",
+    [
+        ({"backend": COMPONENTS["backend"]}, "no 'proxy' component"),
+        (dict(COMPONENTS, backend={"container": "web", "port": 8000}), "smart_deploy_components.backend has no 'context'"),
+        (dict(COMPONENTS, backend=dict(COMPONENTS["backend"], context="api")), "context 'api' is not a folder of the app source"),
+        (
+            dict(COMPONENTS, backend=dict(COMPONENTS["backend"], container="my web")),
+            "smart_deploy_components.backend.container must be a container name",
+        ),
+        (dict(COMPONENTS, backend=dict(COMPONENTS["backend"], health_path="api/health/")), "health_path must start with '/'"),
+        (dict(COMPONENTS, backend=dict(COMPONENTS["backend"], port=0)), "smart_deploy_components.backend.port must be a port number"),
+        (dict(COMPONENTS, frontend=dict(COMPONENTS["frontend"], dockerfile="Containerfile")), "has no Containerfile"),
+        (dict(COMPONENTS, backend=dict(COMPONENTS["backend"], context="../backend")), "must be a folder inside the app source"),
+    ],
+)
+def test_components_are_checked_against_the_source(components, named):
+    problems = app_problems(dict(GOOD, smart_deploy_components=components))
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_secrets_are_named_never_shown():
+    problems = secret_problems({"smart_deploy_db_password": "", "smart_deploy_django_secret_key": 1234567})
+    assert problems[0].startswith("smart_deploy_db_password is empty") and "must be a string" in problems[1]
+    assert "1234567" not in " ".join(problems)
+    assert secret_problems({})[0].startswith("smart_deploy_db_password is not set")
+    secret_env = app_problems(dict(GOOD, smart_deploy_app_secret_env={"KEY": 98765432}))
+    assert "98765432" not in " ".join(secret_env)
+
+
+@pytest.mark.parametrize(
+    "check, values, named",
+    [
+        (rollback_problems, {"restore_db": "ture"}, "restore_db must be true or false, got 'ture'"),
+        (rollback_problems, {"release": "../../etc/passwd"}, "release (the rollback target) must be a release id"),
+        (status_problems, {"history": "-5"}, "history (how many releases to show) must be a whole number >= 1, got '-5'"),
+        (status_problems, {"history": "ten"}, "history"),
+        (logs_problems, {"lines": "0"}, "lines must be a whole number >= 1"),
+        (logs_problems, {"since": "yesterday"}, "since must be a duration"),
+        (
+            logs_problems,
+            {"component": "db", "smart_deploy_components": COMPONENTS},
+            "component must be one of backend, database, frontend, proxy",
+        ),
+    ],
+)
+def test_verb_options_are_checked(check, values, named):
+    problems = check(values)
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+@pytest.mark.parametrize("good", [{"restore_db": "true"}, {"restore_db": "no"}, {"restore_db": False}, {"release": "3f2a1b9c0d1e"}])
+def test_good_rollback_options_pass(good):
+    assert rollback_problems(good) == []
+
+
+@pytest.mark.parametrize("since", ["10m", "1h30m", "45s", "2026-11-30", "2026-11-30T10:00:00Z", "1764496800"])
+def test_since_accepts_what_docker_logs_accepts(since):
+    assert logs_problems({"since": since}) == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/srv/shop", "/opt/apps/shop", "/tmp/smart-deploy-molecule/state", "/var/lib/smart-deploy/shop", "/home/deploy/shop"]
+)
+def test_state_folders_of_their_own_are_fine(path):
+    assert state_dir_problem(path) is None
+
+
+def test_problems_of_runs_the_groups_asked_for():
+    problems = problems_of(dict(GOOD, history="0", restore_db="x"), ["app", "status"])
+    assert len(problems) == 1 and problems[0].startswith("history")
