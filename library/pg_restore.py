@@ -48,6 +48,21 @@ options:
     description: Keep the replaced database (renamed) so nothing written since the backup is lost for good.
     type: bool
     default: true
+  roles:
+    description:
+      - The app's owner and app roles (see M(pg_app_roles)). When they exist, the restored database is given
+        to the owner role and the app role gets its grants before the swap - a backup taken before these roles
+        existed restores into a database the app can use.
+    type: dict
+    suboptions:
+      owner:
+        description: The owner role.
+        type: str
+        required: true
+      app:
+        description: The app role.
+        type: str
+        required: true
   compare:
     description: Count rows per table in the live and the restored database and report the differences before swapping.
     type: bool
@@ -114,6 +129,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.common import sha256_file, to_stamp, utc_now
 from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, psql, same_state
+from ansible.module_utils.smart_deploy.pgroles import ownership_plan, parse_state, script, state_script
 
 
 def quote_ident(name):
@@ -148,6 +164,17 @@ def compare(docker, params, restore_db):
         "rows_live": sum(live.values()),
         "rows_backup": sum(backup.values()),
     }
+
+
+def hand_over(docker, params, restore_db):
+    """Give the restored database to the owner role and the app role its grants, when those roles exist."""
+    names = {"admin": params["user"], "owner": params["roles"]["owner"], "app": params["roles"]["app"], "database": restore_db}
+    state = parse_state(psql(docker, params["container"], params["user"], restore_db, state_script(names)))
+    if names["owner"] not in state["roles"] or names["app"] not in state["roles"]:
+        return
+    changes = ownership_plan(state, names)
+    if changes:
+        psql(docker, params["container"], params["user"], restore_db, script(changes, names))
 
 
 def swap(docker, params, restore_db, replaced_db):
@@ -192,6 +219,7 @@ def main():
             unless_state=dict(type="dict"),
             keep_replaced=dict(type="bool", default=True),
             compare=dict(type="bool", default=False),
+            roles=dict(type="dict", options=dict(owner=dict(type="str", required=True), app=dict(type="str", required=True))),
             docker_cli=dict(type="str", default="docker"),
         ),
         supports_check_mode=True,
@@ -239,6 +267,8 @@ def main():
         state = database_state(docker, params["container"], params["user"], restore_db)
         if expected.get("migrations_fingerprint") and not same_state(state, expected):
             raise PsqlError("the restored database's migrations or schema are not those recorded for the backup")
+        if params["roles"]:
+            hand_over(docker, params, restore_db)
         differences = compare(docker, params, restore_db) if params["compare"] else None
         replaced = swap(docker, params, restore_db, replaced_db)
         created = False

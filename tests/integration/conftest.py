@@ -4,6 +4,7 @@ afterwards."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -41,7 +43,12 @@ class Deployment:
         self.source = workdir / "shop"
         self.state_dir = workdir / "state"
         self.port = free_port()
-        self.db_password = secrets.token_hex(12)
+        # Canary secrets: every run's output and every file smart-deploy writes are searched for them
+        # (no_secret_leaks). The password holds the characters a URL must quote.
+        token = secrets.token_hex(6)
+        self.db_password = "Canary/pw@%s:%s" % (token, secrets.token_hex(4))
+        self.secret_key = "CanarySK-%s-%s" % (token, secrets.token_hex(16))
+        self.app_secret = "CanaryAS-%s" % token
         shutil.copytree(ROOT / "examples" / "shop", self.source, ignore=shutil.ignore_patterns("__pycache__"))
         self.git("init", "-q")
         self.vars_file = workdir / "vars.json"
@@ -53,7 +60,8 @@ class Deployment:
                     "smart_deploy_state_dir": str(self.state_dir),
                     "smart_deploy_http_port": self.port,
                     "smart_deploy_db_password": self.db_password,
-                    "smart_deploy_django_secret_key": secrets.token_hex(25),
+                    "smart_deploy_django_secret_key": self.secret_key,
+                    "smart_deploy_app_secret_env": {"SHOP_PAYMENT_KEY": self.app_secret},
                     "smart_deploy_actor": "pytest",
                     # nobody sends traffic to a test deployment: no drain delay before old containers stop
                     "release_drain_seconds": 0,
@@ -81,17 +89,59 @@ class Deployment:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
 
+    # --- secrets ---------------------------------------------------------------------------------
+    def canaries(self) -> list:
+        """Every secret of this deployment as it could show up: as given, quoted for a URL, and the owner's
+        and the app role's passwords derived from the database password."""
+        name = self.name.replace("-", "_")
+        derived = [hashlib.sha256(("%s:%s:%s_%s" % (self.db_password, kind, name, kind)).encode()).hexdigest() for kind in ("owner", "app")]
+        found = [self.db_password, self.secret_key, self.app_secret, *derived]
+        return found + [urllib.parse.quote(s, safe="") for s in found] + [self.db_password.split("@")[1]]
+
+    def leaks(self, text: str) -> list:
+        return [canary for canary in self.canaries() if canary in text]
+
+    def files_written(self) -> list:
+        """What smart-deploy writes where people and tools read it: the release history, validation reports,
+        backup metadata, JSON run logs, the GitHub step summary."""
+        found = [self.state_dir / "releases.json", self.workdir / "step-summary.md"]
+        for folder, pattern in (
+            (self.state_dir / "validations", "*.json"),
+            (self.state_dir / "backups", "*.json"),
+            (self.workdir / "logs", "*.json"),
+        ):
+            found += sorted(folder.glob(pattern)) if folder.is_dir() else []
+        return [path for path in found if path.is_file()]
+
+    def assert_no_secret_leaks(self, extra_text: str = "") -> None:
+        leaks = {"output": self.leaks(extra_text)} if self.leaks(extra_text) else {}
+        for path in self.files_written():
+            found = self.leaks(path.read_text(errors="replace"))
+            if found:
+                leaks[str(path)] = found
+        assert not leaks, "secrets leaked: %s" % leaks
+
     # --- playbooks ------------------------------------------------------------------------------
     def playbook(self, name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        """Run a playbook as a user would; whatever it printed must hold none of the deployment's secrets."""
         env = dict(os.environ)
         env.update(
             ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
             PATH="%s:%s" % (VENV_BIN, env.get("PATH", "")),
             SMART_DEPLOY_LOG_DIR=str(self.workdir / "logs"),
+            GITHUB_STEP_SUMMARY=str(self.workdir / "step-summary.md"),
             ANSIBLE_NOCOLOR="1",
         )
         cmd = [str(VENV_BIN / "ansible-playbook"), "playbooks/%s.yml" % name, "-e", "@%s" % self.vars_file, *args]
-        return run(cmd, cwd=ROOT, env=env, timeout=timeout)
+        result = run(cmd, cwd=ROOT, env=env, timeout=timeout)
+        leaked = self.leaks(result.stdout + result.stderr)
+        assert not leaked, "playbook %s %s printed secrets %s:\n%s" % (
+            name,
+            " ".join(args),
+            leaked,
+            (result.stdout + result.stderr)[-6000:],
+        )
+        return result
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess:
         return self.playbook("deploy", *args)
@@ -169,6 +219,13 @@ class Deployment:
 
     # --- teardown -------------------------------------------------------------------------------
     def destroy(self) -> None:
+        try:
+            self._remove()
+        finally:
+            # after whatever the tests did (failures, -v, rollbacks), the files hold no secret either
+            self.assert_no_secret_leaks()
+
+    def _remove(self) -> None:
         label = "label=smart-deploy.app=%s" % self.name
         ids = run(["docker", "ps", "-aq", "--filter", label]).stdout.split()
         ids += run(["docker", "ps", "-aq", "--filter", "label=smart-deploy.dev=%s-dev" % self.name]).stdout.split()

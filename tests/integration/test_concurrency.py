@@ -20,6 +20,7 @@ def start_deploy(shop, *args):
 def test_two_deploys_started_together_exactly_one_proceeds(shop):
     first, second = start_deploy(shop), start_deploy(shop)
     outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert not shop.leaks("".join(outputs))
     codes = [p.returncode for p in (first, second)]
     assert sorted(codes)[0] == 0 and sorted(codes)[1] != 0, codes
     loser = outputs[codes.index(max(codes))]

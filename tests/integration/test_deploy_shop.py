@@ -36,9 +36,12 @@ def test_deploys_the_shop_then_a_release_with_one_more_migration(deployment):
     status, kept = deployment.get_json("/api/cart/%d/" % cart["id"])
     assert kept["items"] == [{"product": "TEA-001", "quantity": 2}], "data written under release 1 survives"
 
-    # the previous release's containers are stopped, not serving
-    assert deployment.container_state("%s-web-%s" % (deployment.name, first)) == "exited"
-    assert deployment.container_state("%s-web-%s" % (deployment.name, second)) == "running"
+    # the previous release's containers are stopped, not serving; containers are named after the release
+    history = deployment.releases()
+    webs = {entry["id"]: entry["containers"]["backend"] for entry in history["releases"]}
+    assert webs[first].startswith("%s-web-%s-" % (deployment.name, first[:12]))
+    assert deployment.container_state(webs[first]) == "exited"
+    assert deployment.container_state(webs[second]) == "running"
 
     # two verified backups, one per release, readable by their owner only, checksums right
     dumps = sorted((deployment.state_dir / "backups").glob("*.dump"), key=lambda d: d.name.rsplit("-", 1)[1])

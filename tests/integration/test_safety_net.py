@@ -57,7 +57,8 @@ def test_a_failure_at_each_step_puts_code_and_database_back(shop, step, change, 
         releases.add_noop_data_migration(shop)
     shop.commit("release 2 (%s)" % change)
     before = shop.snapshot()
-    result = shop.deploy("-e", "smart_deploy_fail_at=%s" % step, "-e", "release_health_retries=3", "-e", "health_check_retries=2",
+    # -v: whatever a failure prints in verbose mode holds no secret either (Deployment.playbook checks)
+    result = shop.deploy("-v", "-e", "smart_deploy_fail_at=%s" % step, "-e", "release_health_retries=3", "-e", "health_check_retries=2",
                          "-e", "health_check_delay=1")  # fmt: skip
     assert_failed(result)
     assert "Rolled back" in result.stdout and "failed, rolled back" in result.stdout
@@ -73,7 +74,7 @@ def test_a_rollback_that_fails_says_so_and_leaves_what_is_needed_to_finish_it(sh
     releases.add_cart_item_note(shop)
     shop.commit("release 2 (note)")
     before = shop.snapshot()
-    result = shop.deploy("-e", "smart_deploy_fail_at=rollback", "-e", "health_check_retries=2", "-e", "health_check_delay=1")
+    result = shop.deploy("-v", "-e", "smart_deploy_fail_at=rollback", "-e", "health_check_retries=2", "-e", "health_check_delay=1")
     assert_failed(result)
     assert "ROLLBACK FAILED" in result.stdout and "Finish by hand" in result.stdout, result.stdout[-4000:]
     history = shop.releases()

@@ -15,7 +15,7 @@ def shop(module_deployment):
     # that old release's own tests could not run (Django's test database cannot syncdb an app whose
     # table points at a migrated one): it was deployed without them
     assert_ok(module_deployment.deploy("-e", "smart_deploy_app_tests=false"))
-    web = "%s-web-%s" % (module_deployment.name, module_deployment.base)
+    web = module_deployment.releases()["releases"][-1]["containers"]["backend"]
     synced = module_deployment.run_in(web, "python", "manage.py", "migrate", "--run-syncdb", "--noinput")
     assert "Creating table reviews_review" in synced, synced
     module_deployment.psql("INSERT INTO reviews_review (product_id, title, slug, stars) VALUES (1, 'Lovely', 'lovely', 5)")

@@ -14,7 +14,10 @@ def images(host):
 
 def test_the_live_release_serves(host):
     assert host.docker(APP + "-db").is_running and host.docker(APP + "-proxy").is_running
-    assert host.docker(APP + "-web-one").is_running, "the backend did not change: release one's container serves"
+    history = json.loads(host.file(STATE + "/releases.json").content_string)
+    live = next(e for e in reversed(history["releases"]) if e["id"] == history["current"])
+    assert live["containers"]["backend"].startswith(APP + "-web-one-"), "the backend did not change: release one's image serves"
+    assert host.docker(live["containers"]["backend"]).is_running
     assert host.docker(APP + "-frontend-three").is_running
     with urllib.request.urlopen("http://127.0.0.1:18091/api/health/", timeout=10) as response:
         assert json.load(response)["release"] == "one", "the backend's own release"

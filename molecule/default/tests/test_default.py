@@ -12,8 +12,9 @@ def releases(host):
 
 
 def test_database_proxy_and_release_containers_run(host):
-    live = releases(host)["current"]
-    for name in (APP + "-db", APP + "-proxy", "%s-web-%s" % (APP, live), "%s-frontend-%s" % (APP, live)):
+    history = releases(host)
+    live = next(e for e in reversed(history["releases"]) if e["id"] == history["current"])
+    for name in (APP + "-db", APP + "-proxy", live["containers"]["backend"], live["containers"]["frontend"]):
         assert host.docker(name).is_running, name
 
 

@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Jinja filters of smart-deploy: URL parts quoted whole, and secrets masked out of what gets recorded."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+MASK = "********"
+
+
+def smart_deploy_urlquote(value) -> str:
+    """Quote a user name, password or database name for a URL: every reserved character, '/' included.
+
+    Jinja's own ``urlencode`` leaves '/' alone, which breaks ``postgres://user:pass/word@host/db``.
+    """
+    return quote(str(value), safe="")
+
+
+def _secret_strings(secrets) -> list:
+    """The strings to hide: each secret as given and as it appears inside a URL; longest first."""
+    found = set()
+    stack = [secrets]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
+        elif item is not None and not isinstance(item, bool):
+            text = str(item)
+            if len(text) >= 4:  # a 1-3 character "secret" would mask half of every message
+                found.update((text, quote(text, safe=""), quote(text)))
+    return sorted(found, key=len, reverse=True)
+
+
+def _mask(value, strings):
+    if isinstance(value, str):
+        for secret in strings:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {_mask(k, strings): _mask(v, strings) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask(v, strings) for v in value]
+    return value
+
+
+def smart_deploy_mask(value, secrets):
+    """``value`` (text, or a structure of them) with every secret in ``secrets`` replaced by ********.
+
+    ``secrets`` may be a string, a list or a dict (its values are the secrets), nested freely.
+    """
+    return _mask(value, _secret_strings(secrets))
+
+
+class FilterModule:
+    def filters(self):
+        return {"smart_deploy_urlquote": smart_deploy_urlquote, "smart_deploy_mask": smart_deploy_mask}
