@@ -140,18 +140,19 @@ def quote_literal(text):
     return "'%s'" % text.replace("'", "''")
 
 
+# Rows per table, counted by the server (format('%I') quotes the names): {"schema.table": rows}
+ROW_COUNTS_SQL = """
+SELECT coalesce(json_object_agg(name, n), '{}') FROM (
+  SELECT format('%I.%I', schemaname, tablename) AS name,
+         (xpath('/row/c/text()',
+                query_to_xml(format('SELECT count(*) AS c FROM %I.%I', schemaname, tablename), false, true, '')))[1]::text::bigint AS n
+  FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+) AS counted
+"""
+
+
 def row_counts(docker, params, database):
-    tables = psql(docker, params["container"], params["user"], database,
-                  "SELECT coalesce(string_agg(quote_ident(schemaname) || '.' || quote_ident(tablename), ' '), '') "
-                  "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')").split()  # fmt: skip
-    if not tables:
-        return {}
-    query = " UNION ALL ".join("SELECT %s, count(*) FROM %s" % (quote_literal(t), t) for t in tables)
-    counts = {}
-    for line in psql(docker, params["container"], params["user"], database, query).splitlines():
-        name, _sep, count = line.rpartition("|")
-        counts[name] = int(count)
-    return counts
+    return json.loads(psql(docker, params["container"], params["user"], database, ROW_COUNTS_SQL) or "{}")
 
 
 def compare(docker, params, restore_db):
