@@ -95,6 +95,7 @@ class Deployment:
         and the app role's passwords derived from the database password."""
         name = self.name.replace("-", "_")
         derived = [hashlib.sha256(("%s:%s:%s_%s" % (self.db_password, kind, name, kind)).encode()).hexdigest() for kind in ("owner", "app")]
+        assert derived[0] == self.owner_password()
         found = [self.db_password, self.secret_key, self.app_secret, *derived]
         return found + [urllib.parse.quote(s, safe="") for s in found] + [self.db_password.split("@")[1]]
 
@@ -204,9 +205,16 @@ class Deployment:
         folder = self.state_dir / "validations"
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
 
-    def run_in(self, container: str, *command: str) -> str:
-        """Run a command in one of the app's containers (what an operator does by hand)."""
-        result = run(["docker", "exec", container, *command])
+    def owner_password(self) -> str:
+        """The database owner role's password, as smart-deploy derives it from the database password."""
+        owner = "%s_owner" % self.name.replace("-", "_")
+        return hashlib.sha256(("%s:owner:%s" % (self.db_password, owner)).encode()).hexdigest()
+
+    def run_in(self, container: str, *command: str, as_owner: bool = False) -> str:
+        """Run a command in one of the app's containers (what an operator does by hand); ``as_owner``: with
+        the database owner role's credentials instead of the app role's (DDL by hand needs them)."""
+        owner = ["-e", "POSTGRES_USER=%s_owner" % self.name.replace("-", "_"), "-e", "POSTGRES_PASSWORD=%s" % self.owner_password()]
+        result = run(["docker", "exec", *(owner if as_owner else []), container, *command])
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
