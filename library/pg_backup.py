@@ -65,6 +65,8 @@ attributes:
   idempotent:
     support: none
     details: Every run takes a new backup; run it only when the database is about to change.
+extends_documentation_fragment:
+  - smart_deploy.lock_heartbeat
 author:
   - smart-deploy contributors
 """
@@ -108,7 +110,9 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.args import lock_heartbeat_spec
 from ansible.module_utils.smart_deploy.common import atomic_write_json, fsync_dir, to_iso, to_stamp, utc_now
+from ansible.module_utils.smart_deploy.lock import Heartbeat
 
 
 class BackupError(Exception):
@@ -231,6 +235,7 @@ def main():
             migration_state=dict(type="dict", default={}),
             min_free_factor=dict(type="float", default=1.0),
             docker_cli=dict(type="str", default="docker"),
+            **lock_heartbeat_spec(),
         ),
         supports_check_mode=True,
     )
@@ -251,7 +256,8 @@ def main():
         os.makedirs(params["dest"], mode=0o700)
     os.chmod(params["dest"], 0o700)
     try:
-        path, metadata_path, metadata = take_backup(params, docker)
+        with Heartbeat.from_params(params.get("lock")):  # a big database: the deploy lock stays fresh
+            path, metadata_path, metadata = take_backup(params, docker)
     except BackupError as exc:
         module.fail_json(
             msg="backup of database %s in container %s failed, nothing was kept: %s" % (params["database"], params["container"], exc)

@@ -80,6 +80,8 @@ attributes:
   idempotent:
     support: none
     details: Every run restores; run it only when the database must go back.
+extends_documentation_fragment:
+  - smart_deploy.lock_heartbeat
 author:
   - smart-deploy contributors
 """
@@ -127,7 +129,9 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.args import lock_heartbeat_spec
 from ansible.module_utils.smart_deploy.common import sha256_file, to_stamp, utc_now
+from ansible.module_utils.smart_deploy.lock import Heartbeat
 from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, psql, same_state
 from ansible.module_utils.smart_deploy.pgroles import ownership_plan, parse_state, script, state_script
 
@@ -222,10 +226,15 @@ def main():
             compare=dict(type="bool", default=False),
             roles=dict(type="dict", options=dict(owner=dict(type="str", required=True), app=dict(type="str", required=True))),
             docker_cli=dict(type="str", default="docker"),
+            **lock_heartbeat_spec(),
         ),
         supports_check_mode=True,
     )
-    params = module.params
+    with Heartbeat.from_params(module.params.get("lock")):  # restoring a big database: the deploy lock stays fresh
+        restore(module, module.params)
+
+
+def restore(module, params):
     backup = params["backup"]
     metadata_path = backup[: -len(".dump")] + ".json" if backup.endswith(".dump") else None
     if not os.path.isfile(backup) or not metadata_path or not os.path.isfile(metadata_path):

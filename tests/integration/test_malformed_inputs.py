@@ -276,6 +276,9 @@ def test_malformed_input_is_refused_by_name_and_changes_nothing(shop, baseline, 
     after = target_fingerprint(shop)
     if case.builds:
         assert set(baseline["images"]) <= set(after["images"]), "an image went"
+        built = sorted(set(after["images"]) - set(baseline["images"]))
+        if built:  # the next cases compare with the baseline again
+            run(["docker", "rmi", "-f", *built])
         after["images"] = baseline["images"]
     assert after == baseline, "the target changed: %s" % {k: (baseline[k], after[k]) for k in after if after[k] != baseline[k]}
     assert not (shop.state_dir / "deploy.lock").exists()

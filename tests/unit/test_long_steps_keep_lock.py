@@ -1,5 +1,5 @@
-"""The modules whose work can outlast the deploy lock's ttl (the app's tests, the rehearsal, the
-migrations) take the `lock` option and keep the lock fresh while they work."""
+"""The modules whose work can outlast the deploy lock's ttl (the app's tests, the rehearsal, the backup,
+the migrations, a restore) take the `lock` option and keep the lock fresh while they work."""
 
 import json
 import os
@@ -102,4 +102,21 @@ def test_reversing_keeps_the_lock_fresh(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(module, "run_driver", lambda *a, **k: (long_step(path, seen), ({"reversed": [], "safe": False}, ""))[1])
     args = {"image": "shop-backend:r2", "action": "reverse", "reverse_applied": ["shop.0002"], "db_container": "shop-db",
             "db_name": "shop", "db_user": "shop", "docker_cli": "true", "lock": lock_option(path)}  # fmt: skip
+    assert_kept_fresh(run_main(module, args, capsys), seen)
+
+
+def test_a_backup_keeps_the_lock_fresh(tmp_path, monkeypatch, capsys):
+    path, seen = held_lock(tmp_path), []
+    module = load_module("pg_backup")
+    monkeypatch.setattr(module, "take_backup", lambda *a: (long_step(path, seen), ("/b/x.dump", "/b/x.json", {}))[1])
+    args = {"container": "shop-db", "database": "shop", "user": "shop_owner", "dest": str(tmp_path / "backups"), "app": "shop",
+            "release": "r2", "docker_cli": "true", "lock": lock_option(path)}  # fmt: skip
+    assert_kept_fresh(run_main(module, args, capsys), seen)
+
+
+def test_a_restore_keeps_the_lock_fresh(tmp_path, monkeypatch, capsys):
+    path, seen = held_lock(tmp_path), []
+    module = load_module("pg_restore")
+    monkeypatch.setattr(module, "restore", lambda module, params: (long_step(path, seen), module.exit_json(changed=True)))
+    args = {"backup": "/b/x.dump", "container": "shop-db", "database": "shop", "user": "shop", "lock": lock_option(path)}
     assert_kept_fresh(run_main(module, args, capsys), seen)
