@@ -33,6 +33,24 @@ die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
 is_root() { [[ "$(id -u)" == "0" ]]; }
 is_debian() { [[ -r /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1; }
 docker_ok() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+# apt_install PKG...: install Debian packages; waits for another apt's lock, finishes a dpkg run that
+# was interrupted earlier (a killed install leaves "dpkg was interrupted" and every later install
+# fails), refreshes the package lists once if the first try fails, and prints apt's own log on failure.
+apt_install() {
+  local log rc=0
+  log="$(mktemp /tmp/smart-deploy-apt.XXXXXX)"
+  local apt=(apt-get -o DPkg::Lock::Timeout=300 -y -qq)
+  if dpkg --audit 2>/dev/null | grep -q .; then
+    info "finishing an interrupted dpkg run (dpkg --configure -a)"
+    dpkg --configure -a >>"$log" 2>&1 || true
+  fi
+  "${apt[@]}" install "$@" >>"$log" 2>&1 \
+    || { "${apt[@]}" update >>"$log" 2>&1 && "${apt[@]}" install "$@" >>"$log" 2>&1; } \
+    || rc=$?
+  ((rc == 0)) || tail -n 30 "$log" >&2
+  rm -f "$log"
+  return "$rc"
+}
 
 # ---------------------------------------------------------------------------------------------
 # 0. Decide what is possible before touching anything.
@@ -103,9 +121,7 @@ if docker_ok; then
 else
   if ! command -v dockerd >/dev/null 2>&1; then
     info "installing docker.io from Debian"
-    apt-get update -qq
-    apt-get install -y -qq docker.io >/dev/null 2>"$VENV/.apt-docker.log" \
-      || { cat "$VENV/.apt-docker.log" >&2; die "could not install docker.io"; }
+    apt_install docker.io || die "could not install docker.io (apt's log above)"
   fi
   if ! docker_ok; then
     info "starting dockerd (log: $DOCKERD_LOG)"
@@ -138,9 +154,7 @@ ensure_debian_base() {
   is_root && is_debian || die "cannot build $BASE_IMAGE here (needs root on Debian for debootstrap)."
   command -v debootstrap >/dev/null 2>&1 || {
     info "installing debootstrap"
-    apt-get install -y -qq debootstrap >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null 2>&1; } \
-      || die "could not install debootstrap"
+    apt_install debootstrap || die "could not install debootstrap (apt's log above)"
   }
   local rootfs mirror
   rootfs="$(mktemp -d /tmp/smart-deploy-rootfs.XXXXXX)"
