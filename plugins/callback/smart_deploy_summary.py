@@ -11,7 +11,16 @@ short_description: Summary table of a smart-deploy run, JSON run log and GitHub 
 description:
   - Reads what the roles published with C(set_stats) under the key C(smart_deploy) and, at the end of
     the run, prints it as a table after the PLAY RECAP.
-  - Writes the run (summary, recap per host, timings) as JSON into O(log_dir), one file per run.
+  - Writes the run as JSON into O(log_dir), one file per run - C(playbook), C(started), C(seconds), C(summary),
+    C(recap) per host, C(steps) and C(roles) - when the roles published a summary.
+  - C(steps) lists every task run, in the order the tasks started, one entry per task and host (a loop is
+    one entry, ending with its last item), with C(role) (null outside a role), C(task), C(host), C(start)
+    and C(end) (ISO 8601, UTC, milliseconds), C(seconds) and C(status) (ok, changed, skipped, failed,
+    ignored for a failure with C(ignore_errors), unreachable). A failure a C(rescue) section handled is
+    C(failed) here and counted as rescued in C(recap). Nothing of a task's result but its status is kept,
+    neither output nor arguments nor messages.
+  - C(roles) holds the seconds spent in each role, the tasks outside any role under the key "(playbook)"; each
+    task counts from its start to the end of its last host.
   - When C(GITHUB_STEP_SUMMARY) is set (GitHub Actions), appends the summary there as Markdown.
 requirements:
   - enable in ansible.cfg (callbacks_enabled = smart_deploy_summary)
@@ -25,11 +34,20 @@ options:
 """
 
 import datetime
+import importlib.util
 import json
 import os
-import time
+from pathlib import Path
 
 from ansible.plugins.callback import CallbackBase
+
+# the start and end of every task (pure logic, unit-tested on its own): loaded by its path, like the rules
+# of the action plugins
+_spec = importlib.util.spec_from_file_location(
+    "smart_deploy_timeline", Path(__file__).resolve().parents[2] / "module_utils" / "smart_deploy" / "timeline.py"
+)
+timeline = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(timeline)
 
 ORDER = ("app", "host", "release", "live_before", "previous", "kind", "outcome", "failure")
 STEP_ORDER = ("changes", "build", "tests", "validation", "backup", "migrations", "switch", "health")
@@ -66,6 +84,15 @@ def table(title, rows, width=110):
     return "\n".join(lines)
 
 
+def role_of(task):
+    role = getattr(task, "_role", None)
+    return None if role is None else str(role.get_name(include_role_fqcn=False))
+
+
+def name_of(task):
+    return str(task.name or task.action)
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -74,17 +101,41 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super().__init__()
-        self.started = time.time()
+        self.clock = timeline.monotonic_wall_clock()
+        self.started = self.clock()
         self.playbook = None
+        self.timeline = timeline.Timeline(self.clock)
 
     def v2_playbook_on_start(self, playbook):
         self.playbook = os.path.basename(playbook._file_name)
+
+    # --- the steps: names, hosts, times and statuses only, never anything of a result -------------------
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self.timeline.start(task._uuid, role_of(task), name_of(task))
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self.timeline.start(task._uuid, role_of(task), name_of(task))
+
+    def _ended(self, result, status):
+        self.timeline.end(result.task._uuid, result.host.get_name(), status)
+
+    def v2_runner_on_ok(self, result):
+        self._ended(result, "changed" if result.is_changed() else "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._ended(result, "ignored" if ignore_errors else "failed")
+
+    def v2_runner_on_skipped(self, result):
+        self._ended(result, "skipped")
+
+    def v2_runner_on_unreachable(self, result):
+        self._ended(result, "unreachable")
 
     def v2_playbook_on_stats(self, stats):
         summary = (stats.custom.get("_run") or {}).get("smart_deploy")
         if not summary:
             return
-        seconds = time.time() - self.started
+        seconds = self.clock() - self.started
         verb = (self.playbook or "run").rsplit(".", 1)[0]
         title = "SMART-DEPLOY %s of %s, %.1f s" % (verb, summary.get("app", "?"), seconds)
         self._display.display("\n" + table(title, rows_of(summary)))
@@ -96,6 +147,8 @@ class CallbackModule(CallbackBase):
             seconds=round(seconds, 1),
             summary=summary,
             recap=recap,
+            steps=self.timeline.steps(),
+            roles=self.timeline.roles(),
         )
         self._write_log(record)
         self._write_github_summary(title, summary)

@@ -3,6 +3,7 @@ Docker engine and PostgreSQL."""
 
 import hashlib
 import json
+from datetime import datetime
 
 from tests.integration.conftest import assert_ok
 from tests.integration.shop_releases import add_wishlist
@@ -29,6 +30,17 @@ def test_deploys_the_shop_then_a_release_with_one_more_migration(deployment):
     result = deployment.deploy("-e", "build_sync_source=true")
     assert_ok(result)
     assert "1 applied: cart.0002_wishlist" in result.stdout
+
+    # the run log times every step by role and task, in the order they ran (bench/deploy_time.py reads it)
+    run_log = deployment.run_log()
+    steps = run_log["steps"]
+    roles = {"preflight", "change_detection", "build", "migration_validation", "db_backup", "migrate", "release", "health_check", "report"}
+    assert roles <= {step["role"] for step in steps} and roles <= set(run_log["roles"])
+    for step in steps:
+        assert datetime.fromisoformat(step["start"]) <= datetime.fromisoformat(step["end"]) and step["seconds"] >= 0, step
+    starts = [datetime.fromisoformat(step["start"]) for step in steps]
+    assert starts == sorted(starts)
+    assert ("migrate", "changed") in {(step["role"], step["status"]) for step in steps}
 
     status, health = deployment.get_json("/api/health/")
     assert status == 200 and health["release"] == second and health["migrations"]["pending"] == 0
