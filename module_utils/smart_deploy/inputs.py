@@ -21,6 +21,7 @@ RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 PG_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ROUTE_PATH_RE = re.compile(r"^/[A-Za-z0-9/_.~-]*$")
 # docker logs --since: a Go duration (10m, 1h30m, 45s), a unix time, or an RFC 3339 date/time
 SINCE_RE = re.compile(
     r"^(?:(?:\d+(?:\.\d+)?(?:h|m|s|ms))+|\d{9,11}(?:\.\d+)?|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)$"
@@ -49,9 +50,14 @@ NUMBERS = {
     "preflight_min_free_mb": 0,
     "preflight_cleanup_below_mb": 0,
     "preflight_db_timeout": 1,
-    "release_health_retries": 1,
-    "release_health_delay": 0,
-    "release_drain_seconds": 0,
+    "release_health_timeout": 1,
+    "release_health_log_lines": 0,
+    "proxy_drain_timeout": 0,
+    "proxy_timeout_client": 1,
+    "proxy_timeout_server": 1,
+    "proxy_keepalive_timeout": 1,
+    "proxy_max_body_bytes": 1,
+    "proxy_hard_stop_after": 1,
     "release_stop_timeout": 0,
     "health_check_retries": 1,
     "health_check_delay": 0,
@@ -59,6 +65,14 @@ NUMBERS = {
     "migrate_timeout": 1,
     "migration_validation_timeout": 1,
     "app_tests_timeout": 1,
+}
+# Seconds that may have a fraction (0.5): variable -> largest allowed; each must be above 0.
+FRACTIONS = {"release_health_interval": 60}
+# Variables an older smart-deploy read, with what replaced them: set, they would be ignored without a word.
+RENAMED = {
+    "release_health_retries": "release_health_timeout (seconds the health gate waits at most, default 60)",
+    "release_health_delay": "release_health_interval (seconds between two looks, default 0.5)",
+    "release_drain_seconds": "proxy_drain_timeout (the old containers stop as soon as the proxy says their requests finished)",
 }
 BOOLEANS = ("smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled")
 
@@ -68,8 +82,8 @@ GROUPS = {
         "smart_deploy_app_name", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
-        "smart_deploy_app_env", "smart_deploy_app_secret_env", "smart_deploy_fail_at", "health_check_endpoints",
-    ) + tuple(NUMBERS) + BOOLEANS,
+        "smart_deploy_app_env", "smart_deploy_app_secret_env", "smart_deploy_fail_at", "health_check_endpoints", "smart_deploy_routes",
+    ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
     "rollback": ("release", "restore_db"),
     "status": ("history",),
@@ -106,6 +120,17 @@ def as_int(value: Any) -> Optional[int]:
         return value
     if isinstance(value, str) and re.match(r"^-?\d+$", value.strip()):
         return int(value.strip())
+    return None
+
+
+def as_float(value: Any) -> Optional[float]:
+    """``value`` as a number when it is one (an int, a float, or a string of one), else None. Booleans are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and re.match(r"^-?(\d+(\.\d*)?|\.\d+)$", value.strip()):
+        return float(value.strip())
     return None
 
 
@@ -180,10 +205,16 @@ def component_problems(components: Any, source: Optional[str], source_is_dir) ->
     if not isinstance(components, dict) or not components:
         return ["%s must be a mapping of component name -> {context, container, port, ...}, got %s" % (name, describe(components))]
     problems = []
-    for required in ("backend", "proxy"):
-        if required not in components:
-            problems.append("%s has no '%s' component (it needs backend and proxy)" % (name, required))
+    if "backend" not in components:
+        problems.append("%s has no 'backend' component (the Django app)" % name)
+    if "proxy" in components:
+        problems.append(
+            "%s has a 'proxy' component: smart-deploy runs its own proxy (HAProxy) in front of the app; "
+            "remove it and say which paths go where in smart_deploy_routes" % name
+        )
     for component, spec in components.items():
+        if component == "proxy":
+            continue  # said above: it goes
         where = "%s.%s" % (name, component)
         if not isinstance(spec, dict):
             problems.append("%s must be a mapping with at least 'context', got %s" % (where, describe(spec)))
@@ -211,6 +242,32 @@ def component_problems(components: Any, source: Optional[str], source_is_dir) ->
     return problems
 
 
+def route_problems(routes: Any, components: Any) -> List[str]:
+    name = "smart_deploy_routes"
+    if not isinstance(routes, list) or not routes:
+        return ["%s must be a list of {path, component}, such as [{path: /, component: backend}], got %s" % (name, describe(routes))]
+    problems = []
+    served = (
+        sorted(c for c, spec in components.items() if isinstance(spec, dict) and "port" in spec) if isinstance(components, dict) else None
+    )
+    seen = set()
+    for index, route in enumerate(routes):
+        where = "%s[%d]" % (name, index)
+        if not isinstance(route, dict):
+            problems.append("%s must be a mapping {path, component}, got %s" % (where, describe(route)))
+            continue
+        path, component = route.get("path"), route.get("component")
+        if not isinstance(path, str) or not ROUTE_PATH_RE.match(path):
+            problems.append("%s.path must be a URL path starting with '/' (letters, digits, '/', '-', '_', '.'), got %r" % (where, path))
+        elif path in seen:
+            problems.append("%s.path '%s' is routed twice" % (where, path))
+        else:
+            seen.add(path)
+        if served is not None and component not in served:
+            problems.append("%s.component must be a component with a port (%s), got %r" % (where, ", ".join(served), component))
+    return problems
+
+
 def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     problems = []
     name = v.get("smart_deploy_app_name")
@@ -229,6 +286,8 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
         problems.append(problem)
     if "smart_deploy_components" in v:
         problems += component_problems(v["smart_deploy_components"], source, source_is_dir)
+    if "smart_deploy_routes" in v:
+        problems += route_problems(v["smart_deploy_routes"], v.get("smart_deploy_components"))
     release = v.get("smart_deploy_release", "")
     if release not in ("", None) and (not isinstance(release, str) or not RELEASE_RE.match(release)):
         problems.append(
@@ -270,6 +329,14 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
             number = as_int(v[key])
             if number is None or number < smallest:
                 problems.append("%s must be a whole number >= %d, got %s" % (key, smallest, describe(v[key])))
+    for key, largest in FRACTIONS.items():
+        if key in v:
+            number = as_float(v[key])
+            if number is None or not 0 < number <= largest:
+                problems.append("%s must be a number of seconds above 0 and at most %d, got %s" % (key, largest, describe(v[key])))
+    for key, replacement in RENAMED.items():
+        if key in v:
+            problems.append("%s is no longer read: set %s instead" % (key, replacement))
     for key in BOOLEANS:
         if key in v and as_bool(v[key]) is None:
             problems.append("%s must be true or false, got %s" % (key, describe(v[key])))
@@ -319,7 +386,9 @@ def logs_problems(v: dict) -> List[str]:
         if number is None or number < 1:
             problems.append("lines must be a whole number >= 1, got %s" % describe(v["lines"]))
     components = v.get("smart_deploy_components")
-    known = sorted(list(components) + ["database"]) if isinstance(components, dict) else ["backend", "database", "frontend", "proxy"]
+    known = (
+        sorted(list(components) + ["database", "proxy"]) if isinstance(components, dict) else ["backend", "database", "frontend", "proxy"]
+    )
     if v.get("component") not in (None, "") and v.get("component") not in known:
         problems.append("component must be one of %s, got %r" % (", ".join(known), v.get("component")))
     since = v.get("since")

@@ -63,9 +63,6 @@ class Deployment:
                     "smart_deploy_django_secret_key": self.secret_key,
                     "smart_deploy_app_secret_env": {"SHOP_PAYMENT_KEY": self.app_secret},
                     "smart_deploy_actor": "pytest",
-                    # nobody sends traffic to a test deployment: no drain delay before old containers stop
-                    "release_drain_seconds": 0,
-                    "release_health_delay": 1,
                     # the app's own test suite runs where a test is about it (test_daily_verbs), not on every deploy
                     "smart_deploy_app_tests": False,
                 }
@@ -196,10 +193,14 @@ class Deployment:
         self.git("reset", "-q", "--hard", commit)
         self.git("clean", "-qfd", "--exclude=backend/wheels")
 
+    def run_log(self) -> dict:
+        """The newest run's JSON run log: summary, recap, every step with its times, seconds per role."""
+        logs = sorted((self.workdir / "logs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+        return json.loads(logs[-1].read_text())
+
     def summary(self) -> dict:
         """The summary of the newest run (its JSON run log): what the table at the end of the run shows."""
-        logs = sorted((self.workdir / "logs").glob("*.json"), key=lambda p: p.stat().st_mtime)
-        return json.loads(logs[-1].read_text())["summary"]
+        return self.run_log()["summary"]
 
     def validation_reports(self) -> list:
         folder = self.state_dir / "validations"

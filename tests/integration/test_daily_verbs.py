@@ -1,5 +1,5 @@
-"""The daily verbs on the shop, with the real playbooks: change-driven deploys (frontend only, infra,
-backend with a migration, nothing), emergency, cleanup, build and dev."""
+"""The daily verbs on the shop, with the real playbooks: change-driven deploys (frontend only, proxy
+settings, backend with a migration under load, nothing), emergency, cleanup, build and dev."""
 
 import json
 import time
@@ -7,6 +7,7 @@ import urllib.request
 
 from tests.integration import shop_releases as releases
 from tests.integration.conftest import assert_failed, assert_ok, free_port, run
+from tests.integration.load import Load
 
 
 def container_id(name):
@@ -46,7 +47,7 @@ def test_frontend_only_change_never_touches_the_database(shop):
     result = shop.deploy()
     assert_ok(result)
     changes = shop.summary()["steps"]["changes"]
-    assert "rebuild frontend, keep backend, proxy" in changes
+    assert "rebuild frontend, keep backend" in changes
     assert "database not concerned: rehearsal, backup and migrate skipped" in changes
     assert "Rehearse the migrations" not in result.stdout and "Back up the database" not in result.stdout
     assert shop.snapshot() == before, "the database is untouched"
@@ -59,26 +60,31 @@ def test_frontend_only_change_never_touches_the_database(shop):
     assert status == 200 and "serif" in page
 
 
-def test_infra_change_restarts_the_proxy_only(shop):
+def test_a_proxy_settings_change_reloads_the_proxy_without_dropping_a_request(shop):
     web_id = container_id(live_entry(shop)["containers"]["backend"])
     proxy_id = container_id("%s-proxy" % shop.name)
-    config = shop.source / "infra" / "proxy" / "nginx.conf"
-    config.write_text(config.read_text().replace("client_max_body_size 2m;", "client_max_body_size 4m;"))
-    shop.commit("bigger uploads")
-    result = shop.deploy()
+    assert "Service ready" not in shop.http("/alive")[1], "the frontend answers every path the proxy does not"
+    settings = json.loads(shop.vars_file.read_text())
+    shop.vars_file.write_text(json.dumps(dict(settings, proxy_health_path="/alive")))
+    with Load("http://127.0.0.1:%d" % shop.port, rate=40) as load:
+        result = shop.deploy()
     assert_ok(result)
-    assert "rebuild proxy, keep backend, frontend" in shop.summary()["steps"]["changes"]
-    assert container_id("%s-proxy" % shop.name) != proxy_id, "the proxy was recreated with the new configuration"
+    assert shop.summary()["steps"]["changes"].startswith("the proxy's routes or settings changed")
+    assert container_id("%s-proxy" % shop.name) == proxy_id, "reloaded in place, not recreated"
     assert container_id(live_entry(shop)["containers"]["backend"]) == web_id
-    assert shop.get_json("/api/health/")[0] == 200
+    assert shop.http("/alive") == (200, "<html><body><h1>200 OK</h1>\nService ready.\n</body></html>\n"), "the proxy answers it now"
+    assert load.result.failed == 0 and load.result.total > 100, load.result.describe()
 
 
 def test_backend_change_with_a_migration_validates_and_backs_up(shop):
     backups_before = len(list((shop.state_dir / "backups").glob("*.dump")))
     releases.add_wishlist(shop)
     shop.commit("wishlists")
-    result = shop.deploy("-e", "smart_deploy_app_tests=true")
+    # the shop's users go on shopping while it deploys: not one of their requests fails
+    with Load("http://127.0.0.1:%d" % shop.port, rate=40) as load:
+        result = shop.deploy("-e", "smart_deploy_app_tests=true")
     assert_ok(result)
+    assert load.result.failed == 0 and load.result.total > 500, load.result.describe()
     assert "normal: 1 migrations apply cleanly on the copy" in result.stdout
     assert "tests passed" in shop.summary()["steps"]["tests"], "the app's tests ran in the new image"
     assert len(list((shop.state_dir / "backups").glob("*.dump"))) == backups_before + 1

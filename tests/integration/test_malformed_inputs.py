@@ -189,7 +189,6 @@ def prepare_component(shop, case, request):
     components = {
         "backend": backend,
         "frontend": {"context": "frontend", "container": "frontend", "port": 80, "health_path": "/healthz"},
-        "proxy": {"context": "infra/proxy", "container": "proxy", "port": 80},
     }
     return {"smart_deploy_components": components}, []
 

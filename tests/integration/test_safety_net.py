@@ -4,6 +4,7 @@ backups are intact and verified, the lock is free and releases.json tells the tr
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,27 @@ def assert_back_on_previous_release(shop, before):
     return last
 
 
+GATE_TASK = "Wait until each new container runs and answers its health path"
+
+
+def assert_the_gate_failed_fast_with_the_logs(shop, result):
+    """The health gate saw the new backend exit (it does at once) and failed within 10 s of it - not after
+    its timeout - naming the container and showing its last log lines (test_secrets: and nothing of its
+    environment)."""
+    failure = re.search(
+        r"Container (%s-web-\S+) (.+?), ([0-9.]+) s into the health gate\. Its last \d+ log lines" % shop.name, result.stdout
+    )
+    assert failure, result.stdout[-6000:]
+    assert "keeps exiting" in failure.group(2) or "exited" in failure.group(2), failure.group(0)
+    assert float(failure.group(3)) < 10, failure.group(0)
+    assert "injected failure: this container does not start" in result.stdout[failure.end() :].split("\n", 3)[1], result.stdout[-6000:]
+    # the whole task, module start-up included, as the JSON run log timed it: far below the gate's
+    # timeout (60 s) and the 4 minutes the former retry loop took (a loose bound, not a benchmark)
+    logs = sorted((shop.workdir / "logs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    gate = [s for s in json.loads(logs[-1].read_text())["steps"] if GATE_TASK in s["task"] and s["status"] == "failed"]
+    assert len(gate) == 1 and gate[0]["seconds"] < 30, gate
+
+
 @pytest.mark.parametrize(
     "step, change, database_back",
     [
@@ -58,8 +80,7 @@ def test_a_failure_at_each_step_puts_code_and_database_back(shop, step, change, 
     shop.commit("release 2 (%s)" % change)
     before = shop.snapshot()
     # -v: whatever a failure prints in verbose mode holds no secret either (Deployment.playbook checks)
-    result = shop.deploy("-v", "-e", "smart_deploy_fail_at=%s" % step, "-e", "release_health_retries=3", "-e", "health_check_retries=2",
-                         "-e", "health_check_delay=1")  # fmt: skip
+    result = shop.deploy("-v", "-e", "smart_deploy_fail_at=%s" % step, "-e", "health_check_retries=2", "-e", "health_check_delay=1")
     assert_failed(result)
     assert "Rolled back" in result.stdout and "failed, rolled back" in result.stdout
     last = assert_back_on_previous_release(shop, before)
@@ -67,6 +88,7 @@ def test_a_failure_at_each_step_puts_code_and_database_back(shop, step, change, 
     assert last["backup"], "the pre-deploy backup is recorded with the failed attempt"
     if step == "container_start":
         assert "__replaced_" in shop.snapshot()["databases"], "the replaced database is kept, nothing is lost for good"
+        assert_the_gate_failed_fast_with_the_logs(shop, result)
     shop.reset_to(shop.base)
 
 

@@ -17,7 +17,6 @@ SHOP = str(ROOT / "examples" / "shop")
 COMPONENTS = {
     "backend": {"context": "backend", "container": "web", "port": 8000, "health_path": "/api/health/"},
     "frontend": {"context": "frontend", "container": "frontend", "port": 80, "health_path": "/healthz"},
-    "proxy": {"context": "infra/proxy", "container": "proxy", "port": 80},
 }
 GOOD = {
     "smart_deploy_app_name": "shop",
@@ -36,8 +35,11 @@ GOOD = {
     "smart_deploy_app_secret_env": {"KEY": "s3cret"},
     "smart_deploy_fail_at": "",
     "health_check_endpoints": [{"name": "health", "path": "/api/health/"}],
+    "smart_deploy_routes": [{"path": "/api/", "component": "backend"}, {"path": "/", "component": "frontend"}],
     "db_backup_keep": 10,
     "smart_deploy_emergency": "false",
+    "release_health_timeout": 60,
+    "release_health_interval": "0.5",
 }
 
 
@@ -72,6 +74,10 @@ def test_the_sample_shop_settings_are_fine():
         ({"smart_deploy_fail_at": "everywhere"}, "smart_deploy_fail_at (a test switch)"),
         ({"db_backup_keep": 0}, "db_backup_keep must be a whole number >= 1, got 0"),
         ({"db_backup_keep": "ten"}, "db_backup_keep must be a whole number >= 1, got 'ten'"),
+        ({"release_health_interval": 0}, "release_health_interval must be a number of seconds above 0 and at most 60, got 0"),
+        ({"release_health_interval": "half"}, "release_health_interval must be a number of seconds above 0 and at most 60, got 'half'"),
+        ({"release_health_retries": 3}, "release_health_retries is no longer read: set release_health_timeout (seconds"),
+        ({"release_health_delay": 1}, "release_health_delay is no longer read: set release_health_interval"),
         ({"smart_deploy_emergency": "maybe"}, "smart_deploy_emergency must be true or false"),
         ({"health_check_endpoints": [{"name": "h", "path": "api/health/"}]}, "health_check_endpoints[0].path must start with '/'"),
     ],
@@ -84,7 +90,8 @@ def test_each_bad_setting_is_named_with_what_is_expected(change, named):
 @pytest.mark.parametrize(
     "components, named",
     [
-        ({"backend": COMPONENTS["backend"]}, "no 'proxy' component"),
+        ({"frontend": COMPONENTS["frontend"]}, "no 'backend' component"),
+        (dict(COMPONENTS, proxy={"context": "infra/proxy", "port": 80}), "smart-deploy runs its own proxy (HAProxy)"),
         (dict(COMPONENTS, backend={"container": "web", "port": 8000}), "smart_deploy_components.backend has no 'context'"),
         (dict(COMPONENTS, backend=dict(COMPONENTS["backend"], context="api")), "context 'api' is not a folder of the app source"),
         (
@@ -98,7 +105,30 @@ def test_each_bad_setting_is_named_with_what_is_expected(change, named):
     ],
 )
 def test_components_are_checked_against_the_source(components, named):
-    problems = app_problems(dict(GOOD, smart_deploy_components=components))
+    problems = app_problems(dict(GOOD, smart_deploy_components=components, smart_deploy_routes=[{"path": "/", "component": "frontend"}]))
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "routes, named",
+    [
+        ([], "smart_deploy_routes must be a list of {path, component}"),
+        ("/api/", "smart_deploy_routes must be a list"),
+        ([{"path": "api/", "component": "backend"}], "smart_deploy_routes[0].path must be a URL path starting with '/'"),
+        ([{"path": "/a b", "component": "backend"}], "smart_deploy_routes[0].path must be a URL path"),
+        (
+            [{"path": "/", "component": "db"}],
+            "smart_deploy_routes[0].component must be a component with a port (backend, frontend), got 'db'",
+        ),
+        (
+            [{"path": "/", "component": "backend"}, {"path": "/", "component": "frontend"}],
+            "smart_deploy_routes[1].path '/' is routed twice",
+        ),
+        (["/"], "smart_deploy_routes[0] must be a mapping {path, component}"),
+    ],
+)
+def test_routes_are_checked(routes, named):
+    problems = app_problems(dict(GOOD, smart_deploy_routes=routes))
     assert len(problems) == 1 and named in problems[0], problems
 
 

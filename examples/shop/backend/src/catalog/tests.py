@@ -19,3 +19,13 @@ class ProductApiTests(TestCase):
         Product.objects.create(sku="CUP-001", name="Cup", price="3.10")
         prices = {p["sku"]: p["price"] for p in self.client.get("/api/products/").json()["results"]}
         self.assertEqual(prices["CUP-001"], "3.10")
+
+
+class SlowEndpointTests(TestCase):
+    def test_answers_after_the_asked_seconds(self):
+        response = self.client.get("/api/slow/?seconds=0.05")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.json()["slept"], 0.05)
+
+    def test_refuses_what_is_not_a_number(self):
+        self.assertEqual(self.client.get("/api/slow/?seconds=soon").status_code, 400)

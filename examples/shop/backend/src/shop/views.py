@@ -1,3 +1,5 @@
+import time
+
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
@@ -21,3 +23,14 @@ def health(request):
         migrations={"pending": len(pending), "names": pending},
     )
     return JsonResponse(body, status=200 if not pending else 503)
+
+
+def slow(request):
+    """GET /api/slow/?seconds=N (0-10, default 2): answers after N seconds, like a slow report would.
+    Load tests use it for a request that is still in flight when the proxy switches releases."""
+    try:
+        seconds = min(max(float(request.GET.get("seconds", "2")), 0.0), 10.0)
+    except ValueError:
+        return JsonResponse({"error": "seconds must be a number"}, status=400)
+    time.sleep(seconds)
+    return JsonResponse({"release": settings.APP_RELEASE, "slept": seconds})

@@ -1,0 +1,308 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: smart-deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: container_health_gate
+short_description: Wait until new containers run and answer their health URL, or fail at once with their last log lines
+description:
+  - Polls, every O(interval) seconds, the Docker engine's state of every container of O(containers) and, for
+    those with a O(containers[].url), that URL. Succeeds when every container runs, Docker does not call it
+    unhealthy, and its URL answers 200.
+  - Fails as soon as a container exited or is dead, is being restarted by its restart policy, was restarted
+    since the gate started, or is C(unhealthy) according to its image's C(HEALTHCHECK) - a container that
+    cannot start fails the gate within a poll or two instead of after O(wait_timeout). Fails too when
+    O(wait_timeout) seconds went by first.
+  - A failure's message names the container, says what happened (state, exit code) and holds its last
+    O(log_lines) log lines (stdout and stderr, from the engine's logs endpoint), with every value of
+    O(mask_values) replaced by C(********). The container's inspect - its configuration and environment,
+    secrets included - is never returned.
+  - Docker's own health status C(starting) does not hold back a container whose URL answers 200 (the URL
+    is the gate - Docker's first probe only comes after the image's C(HEALTHCHECK) interval, 30 s by default).
+    A container without a URL waits for C(healthy) when its image has a C(HEALTHCHECK), and passes once
+    running otherwise.
+  - Talks to the Docker engine through community.docker's API client, so O(docker_host), TLS and the
+    C(DOCKER_*) environment variables work as with the community.docker modules.
+  - Changes nothing. In check mode, reports what it would wait for (and the containers' state now) without waiting.
+extends_documentation_fragment:
+  - community.docker.docker.api_documentation
+options:
+  containers:
+    description: The containers to gate.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Container name (or id).
+        type: str
+        required: true
+      url:
+        description:
+          - Health URL (C(http://) or C(https://)) that must answer 200; empty for no HTTP check.
+          - Asked directly, never through a proxy of the environment (C(http_proxy)).
+        type: str
+        default: ""
+  wait_timeout:
+    description: Seconds the gate waits at most for every container to pass (O(timeout) is the Docker API's, per request).
+    type: float
+    default: 60
+  interval:
+    description: Seconds between two looks at the containers.
+    type: float
+    default: 0.5
+  http_timeout:
+    description: Seconds one request to a health URL may take (at most what is left of O(wait_timeout)).
+    type: float
+    default: 2
+  log_lines:
+    description: Log lines of a failed container shown in the failure message; V(0) shows none.
+    type: int
+    default: 30
+  mask_values:
+    description:
+      - Secrets to mask out of everything the module returns, its log lines first (a crashing app may print
+        its configuration). Each is also masked URL-quoted. Values shorter than 4 characters are ignored.
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+    details: Reports what it would wait for and the containers' state now; does not wait or request the URLs.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Read-only.
+author:
+  - smart-deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Wait until the new containers run and answer their health path
+  container_health_gate:
+    containers:
+      - name: shop-web-4f2a91c0d3e8-1a2b3c4d
+        url: http://172.18.0.5:8000/api/health/
+      - name: shop-frontend-4f2a91c0d3e8
+        url: http://172.18.0.6:80/healthz
+      - name: shop-worker-4f2a91c0d3e8
+    wait_timeout: 60
+    interval: 0.5
+    mask_values: "{{ smart_deploy_secret_values }}"
+  register: gate
+"""
+
+RETURN = r"""
+containers:
+  description: Each gated container, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Container name.
+      type: str
+    url:
+      description: Its health URL (empty when none).
+      type: str
+    state:
+      description: Its state at the last look (C(running), C(restarting), C(exited), ... C(absent)).
+      type: str
+    health:
+      description: Docker's health status (C(starting), C(healthy), C(unhealthy)), null when its image has no C(HEALTHCHECK).
+      type: str
+    seconds:
+      description: Seconds from the start of the gate until it passed; null when it did not (or in check mode).
+      type: float
+    answer:
+      description: What its health URL answered last (C(HTTP 200), C(HTTP 503), C(connection refused) ...).
+      type: str
+  sample:
+    - {name: shop-web-4f2a91c0d3e8-1a2b3c4d, url: "http://172.18.0.5:8000/api/health/", state: running, health: starting,
+       seconds: 2.1, answer: HTTP 200}
+waited:
+  description: Seconds from the start of the gate to its end (success or failure); 0 in check mode.
+  returned: always
+  type: float
+  sample: 2.1
+failed_containers:
+  description: Names of the containers that failed the gate.
+  returned: failure
+  type: list
+  elements: str
+timed_out:
+  description: Whether the gate gave up after O(wait_timeout) seconds (rather than seeing a container fail).
+  returned: always
+  type: bool
+"""
+
+import socket
+import time
+import traceback
+import urllib.error
+import urllib.request
+from urllib.parse import quote, urlsplit
+
+from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.smart_deploy.health_gate import engine_state, failure_message, last_lines, run_gate
+from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException, NotFound
+from ansible_collections.community.docker.plugins.module_utils.common_api import AnsibleDockerClient, RequestException
+
+# health URLs are container addresses on the app's network: never through a proxy of the environment
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def probe(url, seconds):
+    """(answered 200, what it answered) for a GET of ``url`` within ``seconds``. Nothing of the body is kept."""
+    try:
+        with _OPENER.open(urllib.request.Request(url, method="GET"), timeout=seconds) as response:
+            return response.status == 200, "HTTP %d" % response.status
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return False, "HTTP %d" % exc.code
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ConnectionRefusedError):
+            return False, "connection refused"
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return False, "no answer within %.1f s" % seconds
+        return False, "cannot connect: %s" % to_native(reason)
+    except (socket.timeout, TimeoutError):  # noqa: UP041 - two classes before Python 3.10 (the target's Python may be 3.8)
+        return False, "no answer within %.1f s" % seconds
+    except (OSError, ValueError) as exc:  # a reset connection, a malformed answer
+        return False, "cannot connect: %s" % to_native(exc)
+
+
+class Engine:
+    """Reads a container's state and logs from the Docker engine; keeps nothing of its inspect but engine_state."""
+
+    def __init__(self, client):
+        self.client = client
+        self.tty = {}
+
+    def look(self, name):
+        try:
+            inspect = self.client.get_json("/containers/{0}/json", name)
+        except NotFound:
+            return None
+        except (DockerException, RequestException) as exc:
+            self.client.fail("cannot read the state of container %s from the Docker engine: %s" % (name, to_native(exc)))
+        state = engine_state(inspect)
+        self.tty[name] = state["tty"]
+        return state
+
+    def logs(self, name, count):
+        """(its last ``count`` log lines, why they cannot be read or '')."""
+        if count <= 0:
+            return [], ""
+        try:
+            # the engine's logs endpoint, as community.docker's docker_container reads a container's output
+            params = {"stdout": 1, "stderr": 1, "timestamps": 0, "follow": 0, "tail": count}
+            response = self.client._get(self.client._url("/containers/{0}/logs", name), params=params)
+            raw = self.client._get_result_tty(False, response, self.tty.get(name, False))
+        except NotFound:
+            return [], "the container is gone"
+        except (DockerException, RequestException) as exc:
+            return [], to_native(exc)
+        return last_lines(to_text(raw, errors="surrogate_or_replace"), count), ""
+
+
+def url_problem(url):
+    """Why ``url`` cannot be a health URL, or None. An address-less URL (http://:8000/...) is allowed: a
+    container that exited at once has no address, and the gate must still see it fail and show its logs."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    return None
+
+
+def main():
+    client = AnsibleDockerClient(
+        argument_spec=dict(
+            containers=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(name=dict(type="str", required=True), url=dict(type="str", default="")),
+            ),
+            wait_timeout=dict(type="float", default=60),
+            interval=dict(type="float", default=0.5),
+            http_timeout=dict(type="float", default=2),
+            log_lines=dict(type="int", default=30),
+            mask_values=dict(type="list", elements="str", default=[], no_log=True),
+        ),
+        supports_check_mode=True,
+    )
+    module = client.module
+    params = module.params
+    # secrets are masked from everything returned, also as they appear inside a URL (AnsibleModule masks no_log values)
+    for value in params["mask_values"]:
+        if value and len(value) >= 4:
+            module.no_log_values.update((value, quote(value, safe=""), quote(value)))
+    containers = params["containers"]
+    names = [c["name"] for c in containers]
+    problems = []
+    if not containers:
+        problems.append("containers is empty: nothing to gate")
+    if len(set(names)) != len(names):
+        problems.append("containers names a container twice: %s" % ", ".join(sorted({n for n in names if names.count(n) > 1})))
+    for container in containers:
+        if not container["name"].strip():
+            problems.append("containers[].name is empty")
+        if container["url"] and url_problem(container["url"]):
+            problems.append("url of %s %s, got %r" % (container["name"], url_problem(container["url"]), container["url"]))
+    if params["wait_timeout"] <= 0:
+        problems.append("wait_timeout must be above 0 seconds, got %s" % params["wait_timeout"])
+    if not 0 < params["interval"] <= 60:
+        problems.append("interval must be above 0 and at most 60 seconds, got %s" % params["interval"])
+    if params["http_timeout"] <= 0:
+        problems.append("http_timeout must be above 0 seconds, got %s" % params["http_timeout"])
+    if params["log_lines"] < 0:
+        problems.append("log_lines must be 0 or more, got %d" % params["log_lines"])
+    if problems:
+        module.fail_json(msg="; ".join(problems), containers=[], waited=0, timed_out=False)
+
+    engine = Engine(client)
+    if module.check_mode:
+        report = []
+        for container in containers:
+            state = engine.look(container["name"])
+            report.append({"name": container["name"], "url": container["url"], "state": state["status"] if state else "absent",
+                           "health": state["health"] if state else None, "seconds": None, "answer": ""})  # fmt: skip
+        module.exit_json(
+            changed=False,
+            containers=report,
+            waited=0,
+            timed_out=False,
+            msg="check mode: would wait up to %s s for %s to run and answer %d health URL(s)"
+            % (params["wait_timeout"], ", ".join(names), sum(1 for c in containers if c["url"])),
+        )
+
+    try:
+        gate = run_gate(containers, engine.look, probe, time.monotonic, time.sleep, params["wait_timeout"], params["interval"],
+                        params["http_timeout"])  # fmt: skip
+    except (DockerException, RequestException) as exc:
+        client.fail("health gate: the Docker engine failed: %s" % to_native(exc), exception=traceback.format_exc())
+    if gate["ok"]:
+        module.exit_json(changed=False, containers=gate["containers"], waited=gate["waited"], timed_out=False)
+    messages = []
+    for failed in gate["failed"]:
+        logs, log_error = engine.logs(failed["name"], params["log_lines"])
+        messages.append(failure_message(failed, gate["waited"], gate["timed_out"], params["wait_timeout"], logs, log_error))
+    module.fail_json(
+        msg="\n".join(messages),
+        containers=gate["containers"],
+        waited=gate["waited"],
+        timed_out=gate["timed_out"],
+        failed_containers=[f["name"] for f in gate["failed"]],
+    )
+
+
+if __name__ == "__main__":
+    main()
