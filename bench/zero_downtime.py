@@ -11,7 +11,7 @@ until it ends, and counts the requests that failed:
 
 - migration: a deploy of a release that adds a nullable column (rehearsal, backup, migrate, switch);
 - rollback:  a code-only rollback (rollback.yml) to the release before a code-only deploy;
-- proxy:     a deploy where only the proxy's configuration changed;
+- proxy:     a deploy where only a proxy setting changed (a hitless reload of HAProxy);
 - naive:     the backend container stopped and started again in place (what `docker compose up` of a
              new image, or a stop-then-start script, does), beside the others in the same run.
 
@@ -23,6 +23,7 @@ is removed at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -93,11 +94,11 @@ class Bench:
         path.write_text(path.read_text() + "\n# bench code-only change %d\n" % self.step)
         return self.deployment.commit("bench: code-only change %d" % self.step)[:12]
 
-    def proxy_release(self) -> str:
+    def proxy_change(self) -> None:
+        """A proxy setting changes (its server timeout): the next deploy reloads the proxy, nothing else."""
         self.step += 1
-        path = self.deployment.source / "infra" / "proxy" / "nginx.conf"
-        path.write_text(path.read_text() + "\n# bench proxy change %d\n" % self.step)
-        return self.deployment.commit("bench: proxy change %d" % self.step)[:12]
+        settings = json.loads(self.deployment.vars_file.read_text())
+        self.deployment.vars_file.write_text(json.dumps(dict(settings, proxy_timeout_server=60 + self.step)))
 
     # --- scenarios --------------------------------------------------------------------------------
     def run_once(self, scenarios) -> None:
@@ -112,7 +113,7 @@ class Bench:
             # the source follows the live release again, so the next deploy is a plain one
             self.deployment.reset_to(target)
         if "proxy" in scenarios:
-            self.proxy_release()
+            self.proxy_change()
             self.under_load("proxy", lambda: assert_ok(self.deployment.deploy()))
         if "naive" in scenarios:
             backend = self.backend_container()

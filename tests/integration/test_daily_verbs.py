@@ -92,6 +92,34 @@ def test_backend_change_with_a_migration_validates_and_backs_up(shop):
     shop.base = shop.git("rev-parse", "HEAD")
 
 
+def test_a_backend_that_docker_restarts_with_another_address_is_still_served(shop):
+    web = live_entry(shop)["containers"]["backend"]
+    network = "%s-net" % shop.name
+
+    def address():
+        template = "{{(index .NetworkSettings.Networks %s).IPAddress}}" % json.dumps(network)
+        return run(["docker", "inspect", "-f", template, web]).stdout.strip()
+
+    before = address()
+    fillers = []
+    try:
+        # a crashed container comes back with whatever address is free: make sure its own is taken
+        while address() == before and len(fillers) < 5:
+            run(["docker", "stop", "-t", "30", web])
+            fillers.append("%s-filler-%d" % (shop.name, len(fillers)))
+            run(["docker", "run", "-d", "--name", fillers[-1], "--network", network, "--label", "smart-deploy.app=%s" % shop.name,
+                 "python:3.11-slim-bookworm", "sleep", "120"])  # fmt: skip
+            run(["docker", "start", web])
+        assert address() != before
+        for _ in range(40):
+            if shop.http("/api/health/")[0] == 200:
+                break
+            time.sleep(0.25)
+        assert shop.get_json("/api/health/")[0] == 200, "the proxy follows the container by its name"
+    finally:
+        run(["docker", "rm", "-f", *fillers])
+
+
 def test_emergency_deploy_skips_tests_and_rehearsal_but_keeps_backup_and_health(shop):
     releases.add_cart_item_note(shop, after="0002_wishlist", name="0003_cartitem_note")
     release = shop.commit("hotfix: notes on cart items")[:12]

@@ -28,6 +28,16 @@ def test_a_switch_fills_the_slot_in_maintenance_then_retires_the_live_one():
     ]
 
 
+def test_a_switch_names_the_container_first_so_the_resolver_follows_it_not_the_slots_previous_one():
+    state = {"backend": {"a": slot("172.18.0.5", 8000, True), "b": slot("172.18.0.9", 8000, False)}}
+    assert proxy.plan_switch(state, {"backend": "172.18.0.12:8000,shop-web-abc"}) == [
+        "set server backend/a fqdn shop-web-abc",
+        "set server backend/a addr 172.18.0.12 port 8000",
+        "set server backend/a state ready",
+        "set server backend/b state maint",
+    ]
+
+
 def test_the_next_switch_goes_back_to_the_other_slot():
     state = {"backend": {"a": slot("172.18.0.5", 8000, True), "b": slot("172.18.0.9", 8000, False)}}
     assert proxy.plan_switch(state, {"backend": "172.18.0.12:8000"})[0] == "set server backend/a addr 172.18.0.12 port 8000"
