@@ -83,7 +83,7 @@ def main() -> int:
                 code_change(deployment, 100 + run)
                 result = deployment.deploy("-e", "smart_deploy_fail_at=container_start")
                 assert_failed(result)
-                waited = re.search(r"after ([0-9.]+) s", result.stdout[result.stdout.find("injected failure") - 2000 :])
+                waited = re.search(r"([0-9.]+) s into the health gate", result.stdout)
                 if waited:
                     rows["failing container: gate failed after (s)"].append(float(waited.group(1)))
                 deployment.reset_to(target)

@@ -81,10 +81,10 @@ def test_backend_change_with_a_migration_validates_and_backs_up(shop):
     releases.add_wishlist(shop)
     shop.commit("wishlists")
     # the shop's users go on shopping while it deploys: not one of their requests fails
-    with Load("http://127.0.0.1:%d" % shop.port, rate=40) as load:
+    with Load("http://127.0.0.1:%d" % shop.port, rate=60) as load:
         result = shop.deploy("-e", "smart_deploy_app_tests=true")
     assert_ok(result)
-    assert load.result.failed == 0 and load.result.total > 500, load.result.describe()
+    assert load.result.failed == 0 and load.result.total >= 1000, load.result.describe()
     assert "normal: 1 migrations apply cleanly on the copy" in result.stdout
     assert "tests passed" in shop.summary()["steps"]["tests"], "the app's tests ran in the new image"
     assert len(list((shop.state_dir / "backups").glob("*.dump"))) == backups_before + 1
