@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -78,6 +79,8 @@ def upgraded(module_deployment):
     the superuser), then the same code deployed by this version."""
     shop = module_deployment
     shop.previous = previous_version(shop.workdir)
+    # the shop as it was then, with the nginx proxy of its own that the previous version built and ran
+    shutil.copytree(shop.previous / "examples" / "shop" / "infra", shop.source / "infra")
     shop.base = shop.commit("release 1")
     shop.live = shop.base[:12]
     deploy_with_previous_version(shop, shop.previous)
@@ -93,6 +96,12 @@ def upgraded(module_deployment):
     result = shop.deploy()  # the same code, with this version
     assert_ok(result)
     return shop
+
+
+def test_the_upgrade_replaced_the_apps_own_nginx_proxy_by_smart_deploys(upgraded):
+    image = run(["docker", "inspect", "-f", "{{.Config.Image}}", "%s-proxy" % upgraded.name]).stdout.strip()
+    assert image.startswith("smart-deploy-proxy:"), image
+    assert upgraded.http("/proxy-health")[0] == 200 and upgraded.get_json("/api/health/")[0] == 200
 
 
 def test_the_previous_version_connected_as_the_superuser(upgraded):
