@@ -11,10 +11,15 @@ module: pg_backup
 short_description: Verified pg_dump backup of a PostgreSQL database running in a container
 description:
   - Runs C(pg_dump -Fc) inside the database container, so the dump tool always matches the server.
-  - Streams the dump to a hidden temporary file (mode 0600) while computing its sha256, verifies it by
-    a full read (C(pg_restore -f /dev/null), which, unlike C(pg_restore --list), fails on truncated or
-    corrupted archives), writes the metadata file, then renames the dump into place. A backup that
-    fails verification never gets a final name.
+  - Writes the dump straight into a hidden temporary file (mode 0600), as C(pg_dump -Fc > file) does, and
+    follows the file as it grows - every byte is read back, hashed (sha256) and fed to a C(pg_restore -f
+    /dev/null) running at the lowest CPU priority, a full read (every data block read and decompressed)
+    which, unlike C(pg_restore --list), fails on truncated or corrupted archives. Then C(pg_restore --list)
+    reads the file's table of contents, the metadata file is written and the dump renamed into place. A
+    backup that fails verification never gets a final name.
+  - The verification takes the CPU the dump leaves idle (C(nice -n 19) in the container) instead of a
+    second pass after the dump; the dump never waits for it, and what is left of it when the dump ends is
+    finished then.
   - Backups are named C(<app>-<release>-<YYYYmmddTHHMMSSZ>.dump) with C(<same>.json) metadata (app,
     release, sizes, sha256, timings, server and pg_dump versions, table count, migration state).
 options:
@@ -107,12 +112,19 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.args import lock_heartbeat_spec
 from ansible.module_utils.smart_deploy.common import atomic_write_json, fsync_dir, to_iso, to_stamp, utc_now
 from ansible.module_utils.smart_deploy.lock import Heartbeat
+
+VERIFICATION = (
+    "every byte of the file read back as pg_dump wrote it, hashed and fed to pg_restore -f /dev/null: every data block "
+    "of every table of contents entry read and decompressed (zlib checks each block), up to the end of the last one; "
+    "pg_restore --list read the file's table of contents"
+)
 
 
 class BackupError(Exception):
@@ -127,27 +139,88 @@ def run_capture(cmd, stdin=None):
     return proc.stdout.decode(errors="replace")
 
 
-def dump_to_file(cmd, path):
-    """Stream the stdout of ``cmd`` into a new file at ``path`` (mode 0600); return (size, sha256)."""
+# The verifying pg_restore runs at the lowest CPU priority (when the container has nice): it takes the CPU
+# pg_dump and the server leave idle, then finishes what is left once the dump has ended.
+LOW_PRIORITY = 'if command -v nice >/dev/null 2>&1; then exec nice -n 19 "$@"; fi; exec "$@"'
+
+
+def feed(proc, chunk):
+    """Write ``chunk`` to the stdin of ``proc``; False when it stopped reading (its exit code says why)."""
+    try:
+        proc.stdin.write(chunk)
+        return True
+    except (BrokenPipeError, ValueError, OSError):
+        return False
+
+
+def dump_to_file(cmd, path, verify_cmd=None, poll=0.02):
+    """Run ``cmd`` with its stdout going straight into a new file at ``path`` (mode 0600), as ``cmd > path``
+    would, and follow the file as it grows: every byte is read back from it, hashed (sha256) and, with
+    ``verify_cmd``, fed to a verifying process. Following never slows the dump down: a verifier that
+    lags only makes the follower lag. Return (size, sha256, verify_wait): the seconds the following and
+    the verification ran on after the dump had ended."""
     digest = hashlib.sha256()
     size = 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
-            out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-        proc.stdout.close()
-        returncode = proc.wait()
-        out.flush()
-        os.fsync(out.fileno())
+    with open(path, "rb", buffering=0) as source, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as verify_err:
+        proc = verifier = None
+        try:
+            verifier = (
+                subprocess.Popen(verify_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=verify_err) if verify_cmd else None
+            )
+            proc = subprocess.Popen(cmd, stdout=fd, stderr=err)
+            ended = []  # when the dump ended, noted by a thread of its own (the follower may be busy then)
+            waiter = threading.Thread(target=lambda: ended.append((proc.wait(), time.monotonic())), daemon=True)
+            waiter.start()
+            verifying = verifier is not None
+            finished = False
+            while True:
+                chunk = source.read(1 << 20)
+                if chunk:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    verifying = verifying and feed(verifier, chunk)
+                elif finished:  # read to the end after the dump had ended: all of it
+                    break
+                elif ended:
+                    finished = True
+                else:
+                    time.sleep(poll)
+            waiter.join()
+            returncode, ended_at = ended[0]
+            if verifier:
+                try:
+                    verifier.stdin.close()
+                except (BrokenPipeError, OSError):
+                    pass
+            verify_code = verifier.wait() if verifier else 0
+            verify_wait = time.monotonic() - ended_at
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            for running in (proc, verifier):
+                if running is not None and running.poll() is None:
+                    running.kill()
+                    running.wait()
         if returncode != 0:
             err.seek(0)
             raise BackupError("pg_dump exited %d: %s" % (returncode, err.read().decode(errors="replace").strip()))
+        if verify_code != 0:
+            verify_err.seek(0)
+            raise BackupError("the dump failed verification, pg_restore exited %d: %s"
+                              % (verify_code, verify_err.read().decode(errors="replace").strip()[-2000:]))  # fmt: skip
     if size == 0:
         raise BackupError("pg_dump produced an empty file")
-    return size, digest.hexdigest()
+    return size, digest.hexdigest(), verify_wait
+
+
+def listed(listing, field):
+    """A field of the header ``pg_restore --list`` prints (``;     Dumped by pg_dump version: 15.5``), or None."""
+    for line in listing.splitlines():
+        text = line.lstrip("; \t")
+        if line.startswith(";") and text.startswith(field + ":"):
+            return text[len(field) + 1 :].strip() or None
+    return None
 
 
 def check_free_space(params, docker):
@@ -176,20 +249,24 @@ def take_backup(params, docker):
     exec_prefix = [docker, "exec", "-i", container]
     try:
         space = check_free_space(params, docker)
-        server_version = run_capture(exec_prefix + ["psql", "-XAtq", "-U", user, "-d", database, "-c", "SHOW server_version"]).strip()
-        pg_dump_version = run_capture(exec_prefix + ["pg_dump", "--version"]).strip()
-
         t0 = time.monotonic()
-        size, sha256 = dump_to_file(exec_prefix + ["pg_dump", "-Fc", "-U", user, "-d", database], partial_path)
+        verify_cmd = exec_prefix + ["sh", "-c", LOW_PRIORITY, "sh", "pg_restore", "-f", "/dev/null"]
+        size, sha256, verify_wait = dump_to_file(exec_prefix + ["pg_dump", "-Fc", "-U", user, "-d", database], partial_path, verify_cmd)
         dump_seconds = time.monotonic() - t0
 
         t0 = time.monotonic()
-        with open(partial_path, "rb") as archive:
-            run_capture(exec_prefix + ["pg_restore", "-f", "/dev/null"], stdin=archive)
-        with open(partial_path, "rb") as archive:
+        with open(partial_path, "rb") as archive:  # the table of contents, at the start of the file
             listing = run_capture(exec_prefix + ["pg_restore", "--list"], stdin=archive)
-        verify_seconds = time.monotonic() - t0
+        verify_seconds = verify_wait + time.monotonic() - t0
         tables = sum(1 for line in listing.splitlines() if " TABLE DATA " in line)
+        server_version = (
+            listed(listing, "Dumped from database version")
+            or run_capture(exec_prefix + ["psql", "-XAtq", "-U", user, "-d", database, "-c", "SHOW server_version"]).strip()
+        )
+        pg_dump_version = listed(listing, "Dumped by pg_dump version")
+        pg_dump_version = (
+            "pg_dump (PostgreSQL) " + pg_dump_version if pg_dump_version else run_capture(exec_prefix + ["pg_dump", "--version"]).strip()
+        )
 
         metadata = dict(
             tool="smart-deploy",
@@ -201,7 +278,7 @@ def take_backup(params, docker):
             size=size,
             sha256=sha256,
             verified=True,
-            verification="pg_restore -f /dev/null (full read) + pg_restore --list",
+            verification=VERIFICATION,
             tables=tables,
             dump_seconds=round(dump_seconds, 3),
             verify_seconds=round(verify_seconds, 3),

@@ -10,9 +10,9 @@ DOCUMENTATION = r"""
 module: pg_restore
 short_description: Restore a verified backup into a fresh database and swap it in for the live one
 description:
-  - Checks the backup's sha256 against its metadata, restores it with C(pg_restore --exit-on-error) into a
-    NEW database next to the live one, checks the restored migration state against the metadata (or
-    O(expected_state)), then swaps names - the live database is renamed C(<db>__replaced_<stamp>) and kept
+  - Checks the backup's sha256 against its metadata, restores it with C(pg_restore --exit-on-error) (O(jobs)
+    parallel jobs) into a NEW database next to the live one, checks the restored migration state against the
+    metadata (or O(expected_state)), then swaps names - the live database is renamed C(<db>__replaced_<stamp>) and kept
     (or dropped with O(keep_replaced=false)), the restored one takes its name.
   - Never C(pg_restore --clean) into the live database, which keeps tables created after the backup.
   - Any failure before the swap drops the new database and leaves the live one as it was.
@@ -67,6 +67,16 @@ options:
     description: Count rows per table in the live and the restored database and report the differences before swapping.
     type: bool
     default: false
+  jobs:
+    description:
+      - Parallel jobs of C(pg_restore) (C(-j)), so that tables load and indexes build side by side.
+      - Above 1, C(pg_restore) needs a file it can seek in, so the backup is first copied into the database
+        container (C(/tmp), mode 0600, removed as soon as C(pg_restore) ends; it needs as much free space there
+        as the backup's size) and its sha256 is checked on the way in. When the copy fails (no space), the
+        restore falls back to one job, with a warning.
+      - With 1, the backup is checked, then streamed into C(pg_restore) without a copy.
+    type: int
+    default: 2
   docker_cli:
     description: Docker command line client to use.
     type: str
@@ -117,15 +127,22 @@ unchanged:
   description: True when O(unless_state) matched and nothing was restored.
   returned: always
   type: bool
+jobs:
+  description: Parallel jobs C(pg_restore) ran with.
+  returned: success
+  type: int
 seconds:
-  description: Time taken by the restore and the swap.
+  description: Time taken by the checksum (and the copy into the container), the restore and the swap.
   returned: success
   type: float
 """
 
+import hashlib
 import json
 import os
+import secrets
 import subprocess
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -171,6 +188,48 @@ def compare(docker, params, restore_db):
     }
 
 
+def copy_into(docker, container, source, target):
+    """Copy the file ``source`` into the container at ``target`` (mode 0600); return the sha256 of what was sent."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([docker, "exec", "-i", container, "sh", "-c", 'umask 077 && cat > "$1"', "sh", target],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        try:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                proc.stdin.write(chunk)
+                digest.update(chunk)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        finally:
+            returncode = proc.wait()
+        if returncode != 0:
+            err.seek(0)
+            raise PsqlError("copying the backup into %s failed: %s" % (container, err.read().decode(errors="replace").strip()[-2000:]))
+    return digest.hexdigest()
+
+
+def remove_from(docker, container, target):
+    subprocess.run([docker, "exec", container, "rm", "-f", target], capture_output=True, check=False)
+
+
+def run_pg_restore(docker, params, restore_db, copied):
+    """pg_restore into ``restore_db``: with O(jobs) jobs from the copy in the container (removed as soon as
+    pg_restore ends, whatever the outcome), else streamed from the backup."""
+    cmd = [docker, "exec", "-i", params["container"]]
+    args = ["--exit-on-error", "-U", params["user"], "-d", restore_db]
+    if copied["path"]:
+        script = 'pg_restore "$@"; status=$?; rm -f "$0"; exit $status'
+        proc = subprocess.run(cmd + ["sh", "-c", script, copied["path"], "-j", str(params["jobs"])] + args + [copied["path"]],
+                              capture_output=True, check=False)  # fmt: skip
+        copied["path"] = None
+    else:
+        with open(params["backup"], "rb") as archive:
+            proc = subprocess.run(cmd + ["pg_restore"] + args, stdin=archive, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise PsqlError("pg_restore failed: %s" % proc.stderr.decode(errors="replace").strip()[-2000:])
+
+
 def hand_over(docker, params, restore_db):
     """Give the restored database to the owner role and the app role its grants, when those roles exist."""
     names = {"admin": params["user"], "owner": params["roles"]["owner"], "app": params["roles"]["app"], "database": restore_db}
@@ -192,12 +251,12 @@ def swap(docker, params, restore_db, replaced_db):
     )
     renames = "BEGIN;\nALTER DATABASE %s RENAME TO %s;\nALTER DATABASE %s RENAME TO %s;\nCOMMIT;" % (
         quote_ident(live), quote_ident(replaced_db), quote_ident(restore_db), quote_ident(live))  # fmt: skip
-    psql(docker, params["container"], params["user"], "postgres", block)
     try:
         for attempt in range(25):
-            psql(docker, params["container"], params["user"], "postgres", terminate)
+            # one psql run per attempt: (block,) terminate, both renames
+            script = "\n".join(([block] if attempt == 0 else []) + [terminate, renames])
             try:
-                psql(docker, params["container"], params["user"], "postgres", renames)
+                psql(docker, params["container"], params["user"], "postgres", script)
                 break
             except PsqlError:  # a terminated session had not gone yet
                 if attempt == 24:
@@ -224,6 +283,7 @@ def main():
             unless_state=dict(type="dict"),
             keep_replaced=dict(type="bool", default=True),
             compare=dict(type="bool", default=False),
+            jobs=dict(type="int", default=2),
             roles=dict(type="dict", options=dict(owner=dict(type="str", required=True), app=dict(type="str", required=True))),
             docker_cli=dict(type="str", default="docker"),
             **lock_heartbeat_spec(),
@@ -239,18 +299,47 @@ def restore(module, params):
     metadata_path = backup[: -len(".dump")] + ".json" if backup.endswith(".dump") else None
     if not os.path.isfile(backup) or not metadata_path or not os.path.isfile(metadata_path):
         module.fail_json(msg="backup %s or its metadata file is missing" % backup)
+    if params["jobs"] < 1:
+        module.fail_json(msg="jobs must be 1 or more, got %d" % params["jobs"])
     with open(metadata_path, encoding="utf-8") as handle:
         metadata = json.load(handle)
     if not metadata.get("verified"):
         module.fail_json(msg="backup %s was never verified: refusing to restore it" % backup)
-    actual = sha256_file(backup)
-    if actual != metadata.get("sha256"):
-        module.fail_json(msg="backup %s is damaged: sha256 %s, metadata says %s" % (backup, actual, metadata.get("sha256")))
-    expected = params["expected_state"] or metadata.get("migration_state") or {}
     if module.check_mode:
+        check_sha256(module, backup, sha256_file(backup), metadata)
         module.exit_json(changed=True, restored_from=backup, msg="would restore %s into %s" % (backup, params["database"]))
 
     docker = module.get_bin_path(params["docker_cli"], required=True)
+    started = time.monotonic()
+    # pg_restore -j reads a file it can seek in: a copy in the container, checked on its way in
+    copied = {"path": "/tmp/smart-deploy-restore-%s.dump" % secrets.token_hex(8) if params["jobs"] > 1 else None}
+    try:
+        actual = None
+        if copied["path"]:
+            try:
+                actual = copy_into(docker, params["container"], backup, copied["path"])
+            except PsqlError as exc:  # no room for the copy, say: one job, streamed, is slower but needs none
+                remove_from(docker, params["container"], copied["path"])
+                copied["path"] = None
+                module.warn("restoring with one job instead of %d: %s" % (params["jobs"], exc))
+        check_sha256(module, backup, actual or sha256_file(backup), metadata)
+        jobs = params["jobs"] if copied["path"] else 1
+        result = restore_and_swap(module, params, docker, metadata, copied)
+    finally:
+        if copied["path"]:  # not restored from (pg_restore removes it)
+            remove_from(docker, params["container"], copied["path"])
+    result.update(jobs=jobs, seconds=round(time.monotonic() - started, 3))
+    module.exit_json(**result)
+
+
+def check_sha256(module, backup, actual, metadata):
+    if actual != metadata.get("sha256"):
+        module.fail_json(msg="backup %s is damaged: sha256 %s, metadata says %s" % (backup, actual, metadata.get("sha256")))
+
+
+def restore_and_swap(module, params, docker, metadata, copied):
+    backup = params["backup"]
+    expected = params["expected_state"] or metadata.get("migration_state") or {}
     if params["unless_state"]:
         try:
             live_state = database_state(docker, params["container"], params["user"], params["database"])
@@ -261,19 +350,15 @@ def restore(module, params):
     stamp = to_stamp(utc_now()).lower()
     restore_db = "%s__restore_%s" % (params["database"], stamp)
     replaced_db = "%s__replaced_%s" % (params["database"], stamp)
-    started = time.monotonic()
     created = False
     try:
-        owner = psql(docker, params["container"], params["user"], "postgres",
-                     "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s" % quote_literal(params["database"]))  # fmt: skip
-        psql(docker, params["container"], params["user"], "postgres",
-             "CREATE DATABASE %s OWNER %s;" % (quote_ident(restore_db), quote_ident(owner or params["user"])))  # fmt: skip
+        # owned by the live database's owner (else the user): one psql run, the owner passed in a psql variable
+        create = "SELECT coalesce((SELECT nullif(pg_get_userbyid(datdba), '') FROM pg_database WHERE datname = %s), %s) AS restore_owner"
+        create = "%s \\gset\nCREATE DATABASE %s OWNER :\"restore_owner\";" % (
+            create % (quote_literal(params["database"]), quote_literal(params["user"])), quote_ident(restore_db))  # fmt: skip
+        psql(docker, params["container"], params["user"], "postgres", create)
         created = True
-        with open(backup, "rb") as archive:
-            proc = subprocess.run([docker, "exec", "-i", params["container"], "pg_restore", "--exit-on-error", "-U", params["user"],
-                                   "-d", restore_db], stdin=archive, capture_output=True, check=False)  # fmt: skip
-        if proc.returncode != 0:
-            raise PsqlError("pg_restore failed: %s" % proc.stderr.decode(errors="replace").strip()[-2000:])
+        run_pg_restore(docker, params, restore_db, copied)
         state = database_state(docker, params["container"], params["user"], restore_db)
         if expected.get("migrations_fingerprint") and not same_state(state, expected):
             raise PsqlError("the restored database's migrations or schema are not those recorded for the backup")
@@ -301,11 +386,10 @@ def restore(module, params):
         restored_from=backup,
         migration_state={k: state[k] for k in ("applied_count", "migrations_fingerprint", "schema_fingerprint")},
         differences=differences,
-        seconds=round(time.monotonic() - started, 3),
     )
     if replaced:
         result["replaced_database"] = replaced
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

@@ -43,16 +43,27 @@ def psql(docker: str, container: str, user: str, database: str, sql: str) -> str
     return result.stdout.strip()
 
 
+# Applied migrations (when Django's history table exists) and the schema's lines, in one psql run: one
+# line of JSON, {"applied": [...], "schema": "..."}.
+STATE_SCRIPT = """SELECT (%(has)s) AS smart_deploy_has_migrations \\gset
+\\if :smart_deploy_has_migrations
+SELECT json_build_object('applied', (%(applied)s), 'schema', (%(schema)s));
+\\else
+SELECT json_build_object('applied', '[]'::json, 'schema', (%(schema)s));
+\\endif
+""" % {"has": HAS_MIGRATIONS_TABLE_SQL, "applied": APPLIED_MIGRATIONS_SQL, "schema": SCHEMA_LINES_SQL}
+
+
 def database_state(docker: str, container: str, user: str, database: str, with_tables: bool = False) -> dict:
     """Applied migrations, their fingerprint and the schema fingerprint of a database in a container."""
-    applied = []
-    if psql(docker, container, user, database, HAS_MIGRATIONS_TABLE_SQL) == "t":
-        applied = json.loads(psql(docker, container, user, database, APPLIED_MIGRATIONS_SQL) or "[]")
+    found = json.loads(psql(docker, container, user, database, STATE_SCRIPT))
+    applied = found["applied"]
     state = {
         "applied": applied,
         "applied_count": len(applied),
         "migrations_fingerprint": migrations_fingerprint(applied),
-        "schema_fingerprint": fingerprint(psql(docker, container, user, database, SCHEMA_LINES_SQL)),
+        # stripped as psql's output of SCHEMA_LINES_SQL alone was: fingerprints recorded before stay comparable
+        "schema_fingerprint": fingerprint(found["schema"].strip()),
     }
     if with_tables:
         state.update(json.loads(psql(docker, container, user, database, TABLES_SQL)))
