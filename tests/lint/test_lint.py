@@ -54,6 +54,14 @@ def test_module_documentation_renders(module):
         assert section in result.stdout, section
 
 
+@pytest.mark.parametrize("plugin", sorted(p.stem for p in (ROOT / "plugins" / "lookup").glob("*.py")))
+def test_lookup_documentation_renders(plugin):
+    result = run(str(VENV_BIN / "ansible-doc"), "-t", "lookup", plugin)
+    assert result.returncode == 0 and "ERROR" not in result.stderr + result.stdout, result.stderr[-3000:]
+    for section in ("EXAMPLES:", "RETURN VALUES:"):
+        assert section in result.stdout, section
+
+
 def test_every_molecule_scenario_has_a_test():
     scenarios = sorted(p.name for p in (ROOT / "molecule").iterdir() if (p / "molecule.yml").exists())
     for scenario in scenarios:
