@@ -14,18 +14,10 @@ import subprocess
 import uuid
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from tests.conftest import load_module
 
 BASE_IMAGE = "smart-deploy/debian-base:bookworm"
-
-
-def run_main(module, args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
 
 
 def test_the_verifier_reads_the_very_bytes_written_and_hashed(tmp_path):
@@ -58,11 +50,11 @@ def test_a_dump_that_fails_or_fails_verification_is_an_error(tmp_path, dump, ver
         module.dump_to_file(["sh", "-c", dump], str(tmp_path / "d"), ["sh", "-c", verify])
 
 
-def test_a_backup_that_fails_leaves_nothing(tmp_path, capsys):
+def test_a_backup_that_fails_leaves_nothing(tmp_path, run_module):
     """The real Docker engine, asked for a database container that does not exist: a failure, and no file."""
     args = {"container": "sd-no-such-container-%s" % uuid.uuid4().hex[:8], "database": "shop", "user": "shop_owner",
             "dest": str(tmp_path / "backups"), "app": "shop", "release": "r2"}  # fmt: skip
-    result = run_main(load_module("pg_backup"), args, capsys)
+    result = run_module("pg_backup", args)
     assert result["failed"] and "No such container" in result["msg"], result
     assert not (tmp_path / "backups").exists() or os.listdir(tmp_path / "backups") == []
 
@@ -111,21 +103,21 @@ def test_a_parallel_restore_copies_the_backup_in_checks_it_and_removes_the_copy(
     assert subprocess.run(["docker", "exec", container, "test", "-e", target], check=False).returncode == 1
 
 
-def test_a_damaged_backup_is_refused_before_any_database_is_created(tmp_path, container, capsys):
+def test_a_damaged_backup_is_refused_before_any_database_is_created(tmp_path, container, run_module):
     dump = a_backup(tmp_path, damaged=True)
     args = {"backup": str(dump), "container": container, "database": "shop", "user": "shop"}
-    result = run_main(load_module("pg_restore"), args, capsys)
+    result = run_module("pg_restore", args)
     assert result["failed"] and "is damaged" in result["msg"], result
     left = subprocess.run(["docker", "exec", container, "sh", "-c", "ls /tmp"], capture_output=True, text=True, check=True).stdout
     assert "smart-deploy-restore" not in left, "the copy in the container was removed"
 
 
-def test_a_copy_that_fails_falls_back_to_one_job_with_a_warning(tmp_path, capsys):
+def test_a_copy_that_fails_falls_back_to_one_job_with_a_warning(tmp_path, run_module):
     """No container to copy into (as with no room for the copy): one job, said in a warning; the backup's own
     checksum is still checked (here it is damaged, which stops the restore before any database)."""
     dump = a_backup(tmp_path, damaged=True)
     args = {"backup": str(dump), "container": "sd-no-such-container-%s" % uuid.uuid4().hex[:8], "database": "shop", "user": "shop"}
-    result = run_main(load_module("pg_restore"), args, capsys)
+    result = run_module("pg_restore", args)
     assert result["failed"] and "is damaged" in result["msg"], result
     warnings = json.dumps(result.get("warnings"))
     assert "one job instead of 2" in warnings and "No such container" in warnings
