@@ -19,8 +19,32 @@ standard library and Django, which the image already has. Top-level code is stan
 
 Input: JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
 RESULT_MARK on stdout. Exit status: 0 done, 2 the command could not run (the JSON says why).
+
+The database: smart-deploy chooses it, not the app's settings. When SMART_DEPLOY_DB_NAME is set, the
+driver imports the app's settings module and, before Django is set up and before any connection,
+replaces settings.DATABASES with one alias, 'default', pointed at exactly these values, whatever the
+settings read (their own variable names, DATABASE_URL, computed values):
+
+    SMART_DEPLOY_DB_HOST        host name or address ('' or unset: libpq's default, the local socket)
+    SMART_DEPLOY_DB_PORT        port number ('' or unset: libpq's default)
+    SMART_DEPLOY_DB_NAME        database name; the switch: unset or '' leaves the app's settings alone
+    SMART_DEPLOY_DB_USER        role to connect as
+    SMART_DEPLOY_DB_PASSWORD    its password (never written to the output, masked if it shows up there)
+    SMART_DEPLOY_DB_SSLMODE     optional: libpq's sslmode (disable, require, verify-full...)
+    SMART_DEPLOY_DB_OPTIONS     optional: a JSON object, the alias's OPTIONS (the app's OPTIONS are
+                                dropped: a 'service', 'passfile' or connection pool there could lead
+                                elsewhere)
+
+The app's ENGINE stays when it is a PostgreSQL backend (postgresql, postgis, or a wrapper with either
+in its dotted path), otherwise django.db.backends.postgresql; CONN_MAX_AGE is 0 and CONN_HEALTH_CHECKS
+off; ATOMIC_REQUESTS, AUTOCOMMIT, TIME_ZONE, DISABLE_SERVER_SIDE_CURSORS and TEST are kept from the
+app's 'default'; any other alias is dropped (code that uses one fails instead of writing elsewhere) and
+DATABASE_ROUTERS is emptied. After django.setup() the driver checks that Django's connection settings
+are still the chosen ones (an AppConfig.ready() could change them) and refuses to run otherwise. The
+result JSON says what was overridden under "database" (never the password).
 """
 
+import copy
 import json
 import os
 import re
@@ -38,6 +62,7 @@ MAX_STATEMENTS = 200
 
 
 def emit(result):
+    result = redact(json.loads(json.dumps(result, default=str)), os.environ.get(DB_PASSWORD_ENV, ""))
     sys.stdout.flush()
     sys.stdout.write("\n" + RESULT_MARK + json.dumps(result, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
@@ -51,18 +76,138 @@ def read_input():
         return json.load(handle)
 
 
-def setup_django():
-    project_dir = os.environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
+def setup_django(environ=None):
+    """Set Django up in the app's project, on the database smart-deploy chose (see the module's
+    docstring). Returns the override's summary (no password), or None when the app's own settings are
+    used (SMART_DEPLOY_DB_NAME unset)."""
+    environ = os.environ if environ is None else environ
+    project_dir = environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
     if project_dir not in sys.path:
         sys.path.insert(0, project_dir)
     import django
 
+    if not environ.get("SMART_DEPLOY_DB_NAME"):  # the app's own database settings, as before
+        django.setup()
+        return None
+    from django.conf import settings
+
+    before = settings.DATABASES  # imports the app's settings module; connects nowhere
+    databases = database_override(environ, before)
+    wanted = copy.deepcopy(databases["default"])  # Django fills the dict in place; compare with a copy
+    settings.DATABASES = databases
+    settings.DATABASE_ROUTERS = []
     django.setup()
+    from django.db import connections, router
+
+    wrong = override_mismatch(wanted, connections.settings, router.routers)
+    if wrong:
+        raise RuntimeError("the database override did not hold after django.setup(): %s" % wrong)
+    return override_summary(before, databases)
 
 
 # --------------------------------------------------------------------------------------------------
 # Pure helpers (no Django): SQLSTATE, statement classification, schema comparison.
 # --------------------------------------------------------------------------------------------------
+
+
+DB_ENV = (
+    ("HOST", "SMART_DEPLOY_DB_HOST"), ("PORT", "SMART_DEPLOY_DB_PORT"), ("NAME", "SMART_DEPLOY_DB_NAME"),
+    ("USER", "SMART_DEPLOY_DB_USER"), ("PASSWORD", "SMART_DEPLOY_DB_PASSWORD"),
+)  # fmt: skip
+DB_PASSWORD_ENV = "SMART_DEPLOY_DB_PASSWORD"
+DEFAULT_ENGINE = "django.db.backends.postgresql"
+KEPT_DB_SETTINGS = ("ATOMIC_REQUESTS", "AUTOCOMMIT", "TIME_ZONE", "DISABLE_SERVER_SIDE_CURSORS", "TEST")
+CHECKED_DB_SETTINGS = ("ENGINE", "NAME", "USER", "HOST", "PORT", "OPTIONS", "CONN_MAX_AGE")
+
+
+def postgresql_engine(engine):
+    """Whether a DATABASES ENGINE is a PostgreSQL backend (Django's, PostGIS, or a wrapper of either)."""
+    if not isinstance(engine, str):
+        return False
+    parts = engine.lower().split(".")
+    return any(part.startswith(("postgresql", "postgis")) for part in parts)
+
+
+def database_override(environ, databases):
+    """The DATABASES the driver runs on: None when ``environ`` has no SMART_DEPLOY_DB_NAME (the app's
+    own settings stand), else a new dict with 'default' only, pointed at the SMART_DEPLOY_DB_* values.
+    ``databases`` (the app's DATABASES) is not changed. Errors never quote the password or OPTIONS."""
+    if not environ.get("SMART_DEPLOY_DB_NAME"):
+        return None
+    previous = (databases or {}).get("default") or {}
+    if not isinstance(previous, dict):
+        previous = {}
+    port = (environ.get("SMART_DEPLOY_DB_PORT") or "").strip()
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError("SMART_DEPLOY_DB_PORT is not a port number: %r" % port)
+    options = {}
+    raw_options = environ.get("SMART_DEPLOY_DB_OPTIONS") or ""
+    if raw_options.strip():
+        try:
+            options = json.loads(raw_options)
+        except ValueError:
+            options = None
+        if not isinstance(options, dict):
+            raise ValueError("SMART_DEPLOY_DB_OPTIONS is not a JSON object")
+    if environ.get("SMART_DEPLOY_DB_SSLMODE"):
+        options["sslmode"] = environ["SMART_DEPLOY_DB_SSLMODE"]
+    engine = previous.get("ENGINE")
+    default = {key: copy.deepcopy(previous[key]) for key in KEPT_DB_SETTINGS if key in previous}
+    default.update({key: environ.get(name) or "" for key, name in DB_ENV})
+    default.update(
+        ENGINE=engine if postgresql_engine(engine) else DEFAULT_ENGINE,
+        PORT=port,
+        OPTIONS=options,
+        CONN_MAX_AGE=0,
+        CONN_HEALTH_CHECKS=False,
+    )
+    return {"default": default}
+
+
+def override_summary(before, after):
+    """What the override changed, for the result JSON: the target and what was dropped (no password)."""
+    default = after["default"]
+    previous = (before or {}).get("default") or {}
+    return {
+        "overridden": True,
+        "engine": default["ENGINE"],
+        "host": default["HOST"],
+        "port": default["PORT"],
+        "name": default["NAME"],
+        "user": default["USER"],
+        "option_keys": sorted(default["OPTIONS"]),
+        "app_engine_replaced": previous.get("ENGINE") != default["ENGINE"],
+        "dropped_aliases": sorted(alias for alias in (before or {}) if alias != "default"),
+    }
+
+
+def override_mismatch(wanted, connection_settings, routers):
+    """Why Django's connection settings are not the override any more ('' when they are)."""
+    wrong = []
+    if sorted(connection_settings) != ["default"]:
+        wrong.append("aliases %s (expected only default)" % sorted(connection_settings))
+    actual = connection_settings.get("default", {})
+    for key in CHECKED_DB_SETTINGS:
+        if actual.get(key) != wanted.get(key):
+            wrong.append("%s is %r, not %r" % (key, actual.get(key), wanted.get(key)) if key != "OPTIONS" else "OPTIONS changed")
+    if actual.get("PASSWORD") != wanted.get("PASSWORD"):
+        wrong.append("PASSWORD changed")
+    if list(routers):
+        wrong.append("DATABASE_ROUTERS is not empty")
+    return "; ".join(wrong)
+
+
+def redact(value, secret):
+    """``value`` (JSON-like data) with every occurrence of ``secret`` in its strings masked."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, "********")
+    if isinstance(value, dict):
+        return {key: redact(item, secret) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item, secret) for item in value]
+    return value
 
 
 def sqlstate(exc):
@@ -951,8 +1096,10 @@ def main(argv):
         return 2
     try:
         data = read_input()
-        setup_django()
+        database = setup_django()
         result = COMMANDS[argv[1]](data)
+        if database is not None:
+            result["database"] = database
     except Exception as exc:  # report every failure as data, the module decides
         emit({"ok": False, "error": error_message(exc), "sqlstate": sqlstate(exc), "traceback": traceback.format_exc(limit=12)})
         return 2
