@@ -27,6 +27,11 @@ description:
     loses no data - every operation only created things, and nothing was written there since - and
     reports C(database_back). It never fails for an unsafe reverse; it says why, so the caller can
     restore the pre-deploy backup instead.
+  - The driver works on the database that C(SMART_DEPLOY_DB_HOST/PORT/NAME/USER/PASSWORD) in O(env) and
+    O(secret_env) name, whatever the app's settings read (it replaces C(settings.DATABASES) with them;
+    the smart_deploy role passes the owner role's); without C(SMART_DEPLOY_DB_NAME) the app's own
+    settings decide. A C(SMART_DEPLOY_DB_NAME) other than O(db_name) (the database whose state is read
+    and checked) is refused before anything is done.
   - Database settings and secrets reach the container through an environment file readable only by
     its owner, never on a command line. The one-off container runs within memory, CPU and process
     limits (O(oneoff_memory), O(oneoff_cpus), O(oneoff_pids_limit)).
@@ -186,6 +191,15 @@ def advisory_key(name):
     return zlib.crc32(("smart-deploy:" + name).encode()) - 2**31
 
 
+def database_problem(params):
+    """Why the driver would work on another database than the one whose state is read (None when it would not)."""
+    target = full_env(params).get("SMART_DEPLOY_DB_NAME")
+    if target and target != params["db_name"]:
+        return "SMART_DEPLOY_DB_NAME (%s) is not db_name (%s): the driver would migrate another database than the one checked" % (
+            target, params["db_name"])  # fmt: skip
+    return None
+
+
 def read_state(module, docker, params):
     try:
         state = database_state(docker, params["db_container"], params["db_user"], params["db_name"])
@@ -314,7 +328,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    problem = limits_problem(oneoff_limits(params), "the one-off container")
+    problem = limits_problem(oneoff_limits(params), "the one-off container") or database_problem(params)
     if problem:
         module.fail_json(msg=problem, stale=False)
     with Heartbeat.from_params(params.get("lock")):

@@ -19,6 +19,10 @@ description:
     the pending migrations touch, of the tables they reference, and of small tables; every row when a
     migration runs Python or raw SQL), checks the copy's schema fingerprint against production's, and
     runs the driver there, on that network only, to apply the pending migrations one at a time.
+  - The driver points Django at the database smart-deploy chose, whatever the app's settings read; it
+    replaces C(settings.DATABASES) with C(SMART_DEPLOY_DB_HOST/PORT/NAME/USER/PASSWORD), which this module
+    sets to the scratch copy for the rehearsal (and to a database with no host for the offline analysis).
+    C(POSTGRES_*) and C(DATABASE_URL) name the scratch copy too, for settings that read those.
   - Before the copy, estimates its size (production's size of the tables copied with their rows, indexes
     included) and refuses, before creating anything, when the file system holding Docker's data (C(docker
     info) C(DockerRootDir)) has less free than that times O(disk_factor) plus O(disk_margin_mb).
@@ -174,6 +178,7 @@ from ansible.module_utils.smart_deploy.scratch import (
     Scratch,
     ScratchError,
     docker_root_dir,
+    driver_db_env,
     free_bytes,
     raise_on_signals,
     scratch_limits,
@@ -239,6 +244,13 @@ def fingerprints_of_nothing():
     from ansible.module_utils.smart_deploy.pgcatalog import fingerprint, migrations_fingerprint
 
     return {"migrations_fingerprint": migrations_fingerprint([]), "schema_fingerprint": fingerprint("")}
+
+
+def offline_env(params):
+    """The offline analysis's environment: the app's, with the driver's database override set (no host,
+    no password: the container has no network and the analysis connects nowhere) so that Django is set
+    up on a PostgreSQL 'default' alone, whatever the app's settings say."""
+    return dict(params["full_env"], **driver_db_env("", "", params["db_name"], params["db_user"], ""))
 
 
 def rehearse(module, docker, params, report, production):
@@ -333,7 +345,7 @@ def analyze_and_rehearse(module, docker, params, report):
     t0 = time.monotonic()
     try:
         analysis, _output = run_driver(
-            docker, params["image"], "analyze", params["full_env"], network="none", name=oneoff_name(params["app_name"]),
+            docker, params["image"], "analyze", offline_env(params), network="none", name=oneoff_name(params["app_name"]),
             labels={"smart-deploy.app": params["app_name"]}, python=params["python"], project_dir=params["project_dir"],
             input_data={"applied": production["applied"]}, timeout=300, source=params["driver_source"],
             limits=oneoff_limits(params),

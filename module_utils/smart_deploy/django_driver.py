@@ -16,9 +16,13 @@ standard library and Django, which the image already has. Top-level code is stan
                                 migrations, apply the rest), in one transaction when all are atomic
     python driver.py reverse    on production: undo a failed deploy's migrations when that loses
                                 no data, or say why not
+    python driver.py test       on a scratch database: the app's own test suite, with Django's test
+                                runner (what `manage.py test <args>` runs), the input's "args" being
+                                what follows `test`; exit status 1 when a test fails
 
 Input: JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
-RESULT_MARK on stdout. Exit status: 0 done, 2 the command could not run (the JSON says why).
+RESULT_MARK on stdout. Exit status: 0 done, 1 the app's tests failed (test only), 2 the command could
+not run (the JSON says why).
 
 The database: smart-deploy chooses it, not the app's settings. When SMART_DEPLOY_DB_NAME is set, the
 driver imports the app's settings module and, before Django is set up and before any connection,
@@ -1087,7 +1091,48 @@ def command_reverse(data):
     return result
 
 
-COMMANDS = {"analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply, "reverse": command_reverse}
+def command_test(data):
+    """The app's test suite with Django's test runner, as `manage.py test <data["args"]>` runs it, but on
+    the database the override chose (the runner creates its test database next to it). Result: passed,
+    and the counts when the runner is Django's DiscoverRunner or a subclass."""
+    from django.conf import settings
+    from django.core.management import call_command, load_command_class
+    from django.core.management.utils import get_command_line_option
+    from django.test.utils import get_runner
+
+    args = [str(arg) for arg in data.get("args", [])]
+    testrunner = get_command_line_option(["driver.py", "test"] + args, "--testrunner")
+    runner_class = get_runner(settings, testrunner)
+    counts = {}
+    original = getattr(runner_class, "suite_result", None)
+    if original is not None:
+
+        def suite_result(self, suite, result, **kwargs):
+            counts.update(
+                tests=result.testsRun, failures=len(result.failures), errors=len(result.errors),
+                skipped=len(getattr(result, "skipped", [])), expected_failures=len(getattr(result, "expectedFailures", [])),
+                unexpected_successes=len(getattr(result, "unexpectedSuccesses", [])),
+            )  # fmt: skip
+            return original(self, suite, result, **kwargs)
+
+        runner_class.suite_result = suite_result
+    command = load_command_class("django.core", "test")
+    command.test_runner = testrunner  # what run_from_argv does: the runner's own options are known
+    status = 0
+    try:
+        call_command(command, *args)
+    except SystemExit as exc:  # the test command exits 1 when a test failed
+        status = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        if original is not None:
+            runner_class.suite_result = original
+    return {"passed": status == 0, "status": status, "args": args, "counts": counts}
+
+
+COMMANDS = {
+    "analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply, "reverse": command_reverse,
+    "test": command_test,
+}  # fmt: skip
 
 
 def main(argv):
@@ -1105,7 +1150,7 @@ def main(argv):
         return 2
     result["ok"] = True
     emit(result)
-    return 0
+    return 1 if result.get("passed") is False else 0
 
 
 if __name__ == "__main__":

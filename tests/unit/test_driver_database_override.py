@@ -450,3 +450,71 @@ def test_the_driver_refuses_to_run_when_the_app_changes_the_database_back(versio
     assert PASSWORD not in refused.stdout + refused.stderr
     failure = json.loads(refused.stdout.split(driver.RESULT_MARK, 1)[1].splitlines()[0])
     assert "the database override did not hold after django.setup(): HOST is 'db.invalid', not '127.0.0.1'" in failure["error"]
+
+
+APP_TESTS = """\
+from django.db import connection
+from django.test import TestCase
+
+from notes.models import Note
+
+
+class NoteTests(TestCase):
+    def test_writes_on_the_chosen_server(self):
+        Note.objects.create(text="hello")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_database(), current_user")
+            print("TESTDB=%s,%s" % cursor.fetchone())
+        self.assertEqual(Note.objects.count(), 1)
+
+    def test_skipped(self):
+        self.skipTest("on purpose")
+
+
+class FailingTests(TestCase):
+    def test_fails(self):
+        self.assertEqual(Note.objects.count(), 1)
+"""
+
+
+@pytest.mark.parametrize("version", ["4.2", "5.2"])
+def test_the_driver_runs_the_apps_tests_on_the_chosen_database(version, tmp_path, postgres_in_docker):
+    """Needs Docker. `driver.py test <labels and options>` is `manage.py test` on the chosen database: the app's
+    settings read APP_DB_URL (a host that does not exist), yet the runner creates its test database on
+    the chosen server as the chosen role; a failing test exits 1 with the counts; no override: it cannot."""
+    port, psql = postgres_in_docker
+    database, role = "apptests_%s" % version.replace(".", ""), "tester_%s" % version.replace(".", "")
+    psql("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'" % (role, PASSWORD.replace("'", "''")))
+    psql("CREATE DATABASE %s OWNER %s" % (database, role))
+    python = django_python(version, tmp_path)
+    project = write_project(tmp_path / "project")
+    (project / "notes" / "tests.py").write_text(APP_TESTS)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "APP_DB_URL": BOGUS_URL,
+           "DJANGO_SETTINGS_MODULE": "site_cfg.settings", "SMART_DEPLOY_INPUT": str(tmp_path / "input.json"),
+           "SMART_DEPLOY_DB_HOST": "127.0.0.1", "SMART_DEPLOY_DB_PORT": str(port), "SMART_DEPLOY_DB_NAME": database,
+           "SMART_DEPLOY_DB_USER": role, "SMART_DEPLOY_DB_PASSWORD": PASSWORD}  # fmt: skip
+
+    def driver_test(args, environ):
+        (tmp_path / "input.json").write_text(json.dumps({"args": args}))
+        done = run([str(python), str(DRIVER), "test"], cwd=project, env=environ, timeout=300)  # the image's workdir: the project
+        assert PASSWORD not in done.stdout + done.stderr
+        return done, json.loads(done.stdout.split(driver.RESULT_MARK, 1)[1].splitlines()[0])
+
+    passed, result = driver_test(["--noinput", "notes.tests.NoteTests"], env)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert result["ok"] and result["passed"] and result["status"] == 0
+    assert result["counts"] == {"tests": 2, "failures": 0, "errors": 0, "skipped": 1, "expected_failures": 0, "unexpected_successes": 0}
+    assert "TESTDB=test_%s,%s" % (database, role) in passed.stdout  # Django's test database, next to the chosen one
+    assert result["database"]["name"] == database and result["database"]["dropped_aliases"] == ["replica"]
+    assert "Ran 2 tests" in passed.stderr
+    assert psql("SELECT count(*) FROM pg_database WHERE datname = 'test_%s'" % database) == "0"  # the runner dropped it
+
+    failed, result = driver_test(["--noinput", "--failfast"], env)  # all the suite, a Django runner option
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert result["ok"] and result["passed"] is False and result["status"] == 1
+    assert result["counts"]["failures"] == 1 and result["counts"]["tests"] >= 1
+    assert "FAIL: test_fails" in failed.stderr
+
+    own = {k: v for k, v in env.items() if not k.startswith("SMART_DEPLOY_DB_")}  # the app's own settings: unreachable
+    cannot, result = driver_test(["--noinput", "notes.tests.NoteTests"], own)
+    assert cannot.returncode == 2 and result["ok"] is False and "db.invalid" in result["error"]
