@@ -68,6 +68,7 @@ def notes(tmp_path_factory):
         result = notes.components()
         assert_ok(result)
         notes.first = json.loads(notes.report.read_text())
+        notes.first_output = result.stdout
         yield notes
     finally:
         notes.destroy()
@@ -80,6 +81,9 @@ def test_a_backend_only_app_builds_and_detects_only_what_it_has(notes):
     assert notes.first["built"] == ["backend"]
     assert notes.first["images"] == {"backend": "%s-backend:%s" % (notes.name, notes.base[:12])}
     assert notes.first["routes"] == [{"path": "/", "component": "backend"}]
+    # the summary names what the app has: no frontend, no proxy among what is rebuilt
+    changes_row = next(line for line in notes.first_output.splitlines() if line.startswith("| changes"))
+    assert "rebuild backend " in changes_row + " " and "frontend" not in changes_row and "proxy" not in changes_row, changes_row
 
 
 def test_the_wheelhouse_is_filled_from_the_components_entry_for_the_images_python(notes):
