@@ -127,3 +127,20 @@ def test_an_inventory_without_the_django_component_is_refused_before_anything_ch
     result = notes.components("-e", json.dumps({"smart_deploy_components": {"api": {"context": ".", "port": 8081}}}))
     assert_failed(result)
     assert "smart_deploy_components has no 'backend' component (the Django app, smart_deploy_django_component)" in result.stdout
+
+
+def test_the_notes_app_deploys_through_its_own_inventory_and_serves_behind_smart_deploys_proxy(notes):
+    """One full deploy of the backend-only app: its database reached under its own names, its migrations
+    rehearsed and applied, the switch health-gated on /healthz, the health check on its health_path."""
+    notes.reset_to(notes.base)
+    result = notes.deploy()
+    assert_ok(result)
+    status, body = notes.http("/healthz")
+    assert status == 200 and json.loads(body)["database"] == "reachable" and json.loads(body)["migrations"]["pending"] == 0
+    status, body = notes.http("/api/notes/", method="POST", body={"title": "first", "body": "deployed by smart-deploy"})
+    assert status == 201, body
+    summary = notes.summary()
+    assert "rebuild backend" in summary["steps"]["changes"] and "frontend" not in json.dumps(summary)
+    live = notes.releases()["releases"][-1]
+    assert live["id"] == notes.base[:12] and set(live["containers"]) == {"backend"}
+    assert notes.container_state(live["containers"]["backend"]) == "running"
