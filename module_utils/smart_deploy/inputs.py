@@ -80,6 +80,7 @@ BOOLEANS = ("smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_alway
 GROUPS = {
     "app": (
         "smart_deploy_app_name", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
+        "smart_deploy_django_component",
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
         "smart_deploy_app_env", "smart_deploy_app_secret_env", "smart_deploy_fail_at", "health_check_endpoints", "smart_deploy_routes",
@@ -200,17 +201,67 @@ def env_problems(name: str, env: Any, secret: bool) -> List[str]:
     return problems
 
 
-def component_problems(components: Any, source: Optional[str], source_is_dir) -> List[str]:
+# Keys of the Django component's entry that say where the app lives in its image.
+SETTINGS_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+PYTHON_VERSION_RE = re.compile(r"^3\.\d{1,2}$")
+
+
+def relative_path_problem(where: str, value: Any, may_be_empty: bool = False) -> Optional[str]:
+    """Why ``value`` is not a path inside a component's context (None when it is)."""
+    if may_be_empty and value == "":
+        return None
+    if not isinstance(value, str) or not value.strip() or value.startswith("/") or ".." in value.split("/"):
+        return "%s must be a path inside the component's context (relative, no '..'), got %r" % (where, value)
+    return None
+
+
+def django_layout_problems(where: str, spec: dict) -> List[str]:
+    """The image-layout keys of the Django component (project_dir, python, settings_module, source_dir,
+    requirements, wheels, python_version, platforms): each optional, each checked when given."""
+    problems = []
+    project_dir = spec.get("project_dir", "")
+    if project_dir not in ("", None) and (not isinstance(project_dir, str) or not project_dir.startswith("/")):
+        problems.append(
+            "%s.project_dir must be the absolute folder of manage.py in the image (such as /app), got %r" % (where, project_dir)
+        )
+    python = spec.get("python", "python")
+    if not isinstance(python, str) or not python.strip() or " " in python:
+        problems.append("%s.python must be the Python command of the image (python, /opt/venv/bin/python), got %r" % (where, python))
+    settings = spec.get("settings_module", "")
+    if settings not in ("", None) and (not isinstance(settings, str) or not SETTINGS_MODULE_RE.match(settings)):
+        problems.append("%s.settings_module must be a dotted Python module (mysite.settings), got %r" % (where, settings))
+    for key, empty_ok in (("source_dir", False), ("requirements", True), ("wheels", False)):
+        if key in spec:
+            problem = relative_path_problem("%s.%s" % (where, key), spec[key], may_be_empty=empty_ok)
+            if problem:
+                problems.append(problem)
+    version = spec.get("python_version", "3.11")
+    if not isinstance(version, str) or not PYTHON_VERSION_RE.match(version):
+        problems.append("%s.python_version must be the image's Python as a quoted string such as '3.11', got %r" % (where, version))
+    platforms = spec.get("platforms", ["manylinux2014_x86_64"])
+    if not isinstance(platforms, list) or not platforms or not all(isinstance(p, str) and p.strip() for p in platforms):
+        problems.append("%s.platforms must be a list of wheel platforms (manylinux2014_x86_64), got %s" % (where, describe(platforms)))
+    return problems
+
+
+def component_problems(components: Any, source: Optional[str], source_is_dir, django: Any = "backend") -> List[str]:
     name = "smart_deploy_components"
     if not isinstance(components, dict) or not components:
         return ["%s must be a mapping of component name -> {context, container, port, ...}, got %s" % (name, describe(components))]
     problems = []
-    if "backend" not in components:
-        problems.append("%s has no 'backend' component (the Django app)" % name)
+    if not isinstance(django, str) or not django:
+        problems.append("smart_deploy_django_component must name the component that holds Django, got %r" % (django,))
+    elif django not in components:
+        problems.append(
+            "%s has no '%s' component (the Django app, smart_deploy_django_component): a backend-only app needs only "
+            "{%s: {context: ., port: 8000, health_path: /}}; frontend and others are optional (components: %s)"
+            % (name, django, django, ", ".join(sorted(map(str, components))))
+        )
     if "proxy" in components:
         problems.append(
             "%s has a 'proxy' component: smart-deploy runs its own proxy (HAProxy) in front of the app; "
-            "remove it and say which paths go where in smart_deploy_routes" % name
+            "remove it and say which paths go where in smart_deploy_routes "
+            "(README, 'An app that brings its own proxy')" % name
         )
     for component, spec in components.items():
         if component == "proxy":
@@ -234,11 +285,25 @@ def component_problems(components: Any, source: Optional[str], source_is_dir) ->
         container = spec.get("container", component)
         if not isinstance(container, str) or not DOCKER_NAME_RE.match(container):
             problems.append("%s.container must be a container name (letters, digits, '_', '.', '-', no space), got %r" % (where, container))
+        elif container == "proxy":
+            problems.append(
+                "%s.container is 'proxy', the name of smart-deploy's own proxy container (<app>-proxy): "
+                "give the component another container name (README, 'An app that brings its own proxy')" % where
+            )
         if "port" in spec and not (as_int(spec["port"]) is not None and 1 <= as_int(spec["port"]) <= 65535):
             problems.append("%s.port must be a port number 1-65535, got %s" % (where, describe(spec["port"])))
         health = spec.get("health_path")
         if health is not None and health != "" and (not isinstance(health, str) or not health.startswith("/")):
             problems.append("%s.health_path must start with '/', got %r" % (where, health))
+        mounts = spec.get("dev_mounts", {})
+        if not isinstance(mounts, dict) or not all(
+            relative_path_problem("", key) is None and isinstance(value, str) and value.startswith("/") for key, value in mounts.items()
+        ):
+            problems.append(
+                "%s.dev_mounts must map folders of the context to absolute folders in the container, got %s" % (where, describe(mounts))
+            )
+        if component == django:
+            problems += django_layout_problems(where, spec)
     return problems
 
 
@@ -285,7 +350,9 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     if problem:
         problems.append(problem)
     if "smart_deploy_components" in v:
-        problems += component_problems(v["smart_deploy_components"], source, source_is_dir)
+        problems += component_problems(
+            v["smart_deploy_components"], source, source_is_dir, v.get("smart_deploy_django_component", "backend")
+        )
     if "smart_deploy_routes" in v:
         problems += route_problems(v["smart_deploy_routes"], v.get("smart_deploy_components"))
     release = v.get("smart_deploy_release", "")

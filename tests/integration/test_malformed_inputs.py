@@ -245,8 +245,12 @@ def prepare_unreachable_host(shop, case, request):
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    inventory = shop.workdir / "ghost-inventory.yml"
-    inventory.write_text(
+    # the shop's inventory (its components, routes, endpoints) with a host that does not answer
+    inventory = shop.workdir / "ghost-inventory"
+    inventory.mkdir(exist_ok=True)
+    if not (inventory / "group_vars").exists():
+        (inventory / "group_vars").symlink_to(ROOT / "inventories" / "local" / "group_vars")
+    (inventory / "hosts.yml").write_text(
         "app_servers:\n  hosts:\n    ghost:\n      ansible_host: 127.0.0.1\n      ansible_port: %d\n      ansible_connection: ssh\n"
         "      ansible_ssh_common_args: -o ConnectTimeout=3 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n" % port
     )

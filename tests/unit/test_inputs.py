@@ -182,3 +182,73 @@ def test_state_folders_of_their_own_are_fine(path):
 def test_problems_of_runs_the_groups_asked_for():
     problems = problems_of(dict(GOOD, history="0", restore_db="x"), ["app", "status"])
     assert len(problems) == 1 and problems[0].startswith("history")
+
+
+# --- what the app has: a backend only, the Django component named, where the app lives in its image ------------
+NOTES = str(ROOT / "examples" / "notes")
+NOTES_APP = dict(
+    GOOD,
+    smart_deploy_app_name="notes",
+    smart_deploy_app_source=NOTES,
+    smart_deploy_state_dir="/srv/notes",
+    smart_deploy_components={
+        "backend": {
+            "context": ".",
+            "container": "web",
+            "port": 8081,
+            "health_path": "/healthz",
+            "project_dir": "/srv/notes",
+            "settings_module": "notesite.settings",
+            "source_dir": "app",
+            "python_version": "3.11",
+        }
+    },
+    smart_deploy_routes=[{"path": "/", "component": "backend"}],
+    health_check_endpoints=[{"name": "health", "path": "/healthz"}],
+)
+
+
+def test_a_backend_only_app_with_its_image_layout_is_good():
+    assert app_problems(NOTES_APP) == []
+
+
+def test_the_django_component_may_have_another_name():
+    components = {"api": dict(NOTES_APP["smart_deploy_components"]["backend"])}
+    app = dict(NOTES_APP, smart_deploy_components=components, smart_deploy_routes=[{"path": "/", "component": "api"}])
+    assert app_problems(dict(app, smart_deploy_django_component="api")) == []
+    problems = app_problems(app)  # smart_deploy_django_component left at backend
+    assert len(problems) == 1 and "has no 'backend' component (the Django app, smart_deploy_django_component)" in problems[0], problems
+    assert "a backend-only app needs only" in problems[0] and "(components: api)" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"project_dir": "srv/notes"}, "backend.project_dir must be the absolute folder of manage.py in the image"),
+        ({"python": "python -X dev"}, "backend.python must be the Python command of the image"),
+        ({"settings_module": "notesite/settings.py"}, "backend.settings_module must be a dotted Python module"),
+        ({"source_dir": "../app"}, "backend.source_dir must be a path inside the component's context"),
+        ({"requirements": "/tmp/requirements.txt"}, "backend.requirements must be a path inside the component's context"),
+        ({"wheels": ""}, "backend.wheels must be a path inside the component's context"),
+        ({"python_version": 3.11}, "backend.python_version must be the image's Python as a quoted string such as '3.11', got 3.11"),
+        ({"platforms": "manylinux2014_x86_64"}, "backend.platforms must be a list of wheel platforms"),
+        ({"container": "proxy"}, "backend.container is 'proxy', the name of smart-deploy's own proxy container"),
+        ({"dev_mounts": {"app": "srv"}}, "backend.dev_mounts must map folders of the context to absolute folders"),
+    ],
+)
+def test_the_django_components_image_layout_is_checked(change, named):
+    backend = dict(NOTES_APP["smart_deploy_components"]["backend"], **change)
+    problems = app_problems(dict(NOTES_APP, smart_deploy_components={"backend": backend}))
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_an_empty_requirements_means_no_wheelhouse_and_other_components_keep_their_keys_unchecked():
+    backend = dict(NOTES_APP["smart_deploy_components"]["backend"], requirements="")
+    assert app_problems(dict(NOTES_APP, smart_deploy_components={"backend": backend})) == []
+    frontend = dict(COMPONENTS["frontend"], python="not checked here", dev_mounts={"public": "/usr/share/nginx/html"})
+    assert app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, frontend=frontend))) == []
+
+
+def test_an_apps_own_proxy_component_points_to_the_readme():
+    problems = app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, proxy={"context": "frontend", "port": 80})))
+    assert len(problems) == 1 and "An app that brings its own proxy" in problems[0], problems
