@@ -55,8 +55,8 @@ def run_module(capsys):
 # one left running while the other workers idle. Files not listed follow, in the order pytest collects them.
 LONGEST_FIRST = (
     "integration/test_safety_net.py",  # (793)
-    "integration/test_daily_verbs.py",  # (596)
-    "integration/test_validation.py",  # (499; + about 30 with test_deploy_shop's checks, whose 72 went)
+    "integration/test_validation.py",  # (499; about 570 with test_deploy_shop's checks and the migration deploy under load)
+    "integration/test_daily_verbs.py",  # (596; about 490 without the migration deploy under load, now in test_validation)
     "integration/test_malformed_inputs.py",  # (307)
     "integration/test_hooks.py",  # (about 300: 240 alone on a quiet machine)
     "integration/test_least_privilege.py",  # (274)

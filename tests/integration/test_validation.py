@@ -1,7 +1,7 @@
 """Migration validation on real PostgreSQL with the shop: one deployment of the shop (first checked as a
 user sees it: it serves, takes a cart), then each situation produced the way it arises in real life (a newer
-release - deployed from a copy of the source on the target, with everything a deploy leaves checked -, drift
-in production), validated. The tests run in order on the same deployment; every abort must leave production
+release - deployed under steady load from a copy of the source on the target, its app tests run, with everything
+a deploy leaves checked -, drift in production), validated. The tests run in order on the same deployment; every abort must leave production
 exactly as it was and leave no scratch database, container or network behind."""
 
 import hashlib
@@ -10,6 +10,7 @@ from datetime import datetime
 
 from tests.integration import shop_releases as releases
 from tests.integration.conftest import assert_failed, assert_ok
+from tests.integration.load import Load
 
 
 def last_report(shop):
@@ -76,11 +77,15 @@ def test_clean_new_migration_is_normal_and_deploy_applies_it(shop):
     first = shop.live
     releases.add_wishlist(shop)
     second = shop.commit("release 2: wishlists")
-    # built from a copy of the source on the target, as for a remote server
-    result = shop.deploy("-e", "build_sync_source=true")
+    # built from a copy of the source on the target, as for a remote server, with the app's tests run in the
+    # new image; the shop's users go on shopping while it deploys: not one of their requests fails
+    with Load("http://127.0.0.1:%d" % shop.port, rate=60) as load:
+        result = shop.deploy("-e", "build_sync_source=true", "-e", "smart_deploy_app_tests=true")
     assert_ok(result)
+    assert load.result.failed == 0 and load.result.total >= 1000, load.result.describe()
     assert "normal: 1 migrations apply cleanly on the copy" in result.stdout
     assert "1 applied: cart.0002_wishlist" in result.stdout
+    assert "tests passed" in shop.summary()["steps"]["tests"], "the app's tests ran in the new image"
     assert_what_the_deploy_of_a_release_with_a_migration_leaves(shop, first, second)
     report = last_report(shop)
     assert outcomes(report) == {"cart.0002_wishlist": "applied"}
