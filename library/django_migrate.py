@@ -83,9 +83,6 @@ options:
     description: Retries after a lock timeout (SQLSTATE 55P03).
     type: int
     default: 3
-  fail_after:
-    description: Test switch - fail after this many migrations (fault-injection tests only).
-    type: int
   network:
     description: Docker network to join (the one the database is on).
     type: str
@@ -279,8 +276,7 @@ def apply(module, params):
             docker, params["image"], "apply", full_env(params), network=params["network"], name=oneoff_name(params["name_prefix"]),
             labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"], project_dir=params["project_dir"],
             input_data={"expected_plan": plan, "fake": fake, "advisory_key": advisory_key(params["name_prefix"]),
-                        "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"],
-                        "fail_after": params["fail_after"]},
+                        "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"]},
             timeout=params["timeout"], source=params["driver_source"], limits=oneoff_limits(params),
         )  # fmt: skip
     except DriverError as exc:
@@ -313,7 +309,6 @@ def main():
         applied_before=dict(type="list", elements="str", default=[]),
         lock_timeout=dict(type="str", default="10s"),
         lock_retries=dict(type="int", default=3),
-        fail_after=dict(type="int"),
         fake=dict(type="list", elements="str", default=[]),
         expected_state=dict(type="dict"),
         network=dict(type="str"),

@@ -907,12 +907,10 @@ def set_lock_timeout(connection, value):
         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [value or "0"])
 
 
-def apply_plan(executor, plan, fake, fail_after, result):
+def apply_plan(executor, plan, fake, result):
     """Apply ``plan`` in order (faking the listed keys); returns the final project state."""
     state = executor._create_project_state(with_applied_migrations=True)
-    for index, (migration, _backwards) in enumerate(plan):
-        if fail_after is not None and index == fail_after:
-            raise RuntimeError("injected failure after %d migrations (smart_deploy_fail_at=mid_migration)" % index)
+    for migration, _backwards in plan:
         key = key_of(migration)
         if key in fake:
             executor.record_migration(migration)
@@ -940,7 +938,6 @@ def command_apply(data):
     expected = data.get("expected_plan")
     fake = list(data.get("fake", []))
     retries = int(data.get("lock_retries", 3))
-    fail_after = data.get("fail_after")
     result = {"applied": [], "faked": [], "errors": [], "attempts": 0}
     advisory_lock(connection, int(data.get("advisory_key", 0)))
     try:
@@ -968,9 +965,9 @@ def command_apply(data):
             try:
                 if batch:
                     with transaction.atomic(using=connection.alias):
-                        state = apply_plan(executor, plan, fake, fail_after, result)
+                        state = apply_plan(executor, plan, fake, result)
                 else:
-                    state = apply_plan(executor, plan, fake, fail_after, result)
+                    state = apply_plan(executor, plan, fake, result)
             except Exception as exc:
                 code = sqlstate(exc)
                 if batch:  # the transaction rolled back: nothing of this attempt stayed

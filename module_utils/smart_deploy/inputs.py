@@ -28,7 +28,6 @@ SINCE_RE = re.compile(
 )
 TRUE_WORDS = ("true", "yes", "on", "1", "y", "t")
 FALSE_WORDS = ("false", "no", "off", "0", "n", "f")
-FAULT_SWITCHES = ("", "after_backup", "mid_migration", "after_migration", "container_start", "health_check", "rollback")
 
 # Folders a state folder may never be, nor be inside of (those in SYSTEM_TREES). A state folder gets
 # mode 0750, its own files and subfolders: pointing it at a shared or system folder would change that
@@ -83,7 +82,7 @@ GROUPS = {
         "smart_deploy_django_component",
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
-        "smart_deploy_app_env", "smart_deploy_app_secret_env", "smart_deploy_fail_at", "health_check_endpoints", "smart_deploy_routes",
+        "smart_deploy_app_env", "smart_deploy_app_secret_env", "health_check_endpoints", "smart_deploy_routes",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
     "rollback": ("release", "restore_db"),
@@ -379,9 +378,6 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
             problems.append("smart_deploy_http_port must be a port number 1-65535, got %s" % describe(v["smart_deploy_http_port"]))
     problems += env_problems("smart_deploy_app_env", v.get("smart_deploy_app_env"), secret=False)
     problems += env_problems("smart_deploy_app_secret_env", v.get("smart_deploy_app_secret_env"), secret=True)
-    fault = v.get("smart_deploy_fail_at", "")
-    if fault not in FAULT_SWITCHES:
-        problems.append("smart_deploy_fail_at (a test switch) must be empty or one of %s, got %r" % (", ".join(FAULT_SWITCHES[1:]), fault))
     endpoints = v.get("health_check_endpoints")
     if endpoints is not None:
         if not isinstance(endpoints, list):

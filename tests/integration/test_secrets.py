@@ -4,7 +4,7 @@ Every test deployment (tests/integration/conftest.py) has canary secrets: a data
 '@' and ':', a Django secret key and an app secret. Every playbook run of the whole suite is searched for
 them (Deployment.playbook), and so are, when a deployment is removed, releases.json, the validation
 reports, the backup metadata, the JSON run logs and the GitHub step summary (Deployment.destroy). The
-fault tests (test_safety_net.py) run each fault switch with -v, the validation tests a failed rehearsal,
+fault tests (test_safety_net.py) run each injected fault with -v, the validation tests a failed rehearsal,
 test_safety_net a failed rollback. Here: a failure whose own message holds the secrets, -v on a container
 that cannot start (the gate printed its whole `docker inspect` before), and a check that the search
 itself finds a planted canary.
@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+from tests.integration import shop_releases as releases
 from tests.integration.conftest import assert_failed
 
 LEAKY_MIGRATION = """import os
@@ -63,11 +64,12 @@ def test_a_failure_whose_message_holds_the_secrets_is_recorded_masked(shop):
 
 def test_a_container_that_cannot_start_fails_its_gate_without_printing_its_environment(shop):
     shop.write("backend/src/shop/touched.py", "TOUCHED = True\n")
-    shop.commit("backend code change")
-    result = shop.deploy("-vv", "-e", "smart_deploy_fail_at=container_start")
+    releases.break_backend_start_command(shop)
+    shop.commit("backend code change, and a start command that exits")
+    result = shop.deploy("-vv")
     assert_failed(result)
     assert "Rolled back" in result.stdout
-    assert "injected failure: this container does not start" in result.stdout, "the gate shows the container's last log lines"
+    assert releases.BROKEN_START_ERROR in result.stdout, "the gate shows the container's last log lines"
     assert "POSTGRES_PASSWORD" not in result.stdout, "the container's environment is not printed"
     shop.assert_no_secret_leaks()
     shop.reset_to(shop.base)

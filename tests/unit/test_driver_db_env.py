@@ -76,3 +76,12 @@ def test_the_offline_analysis_is_set_up_on_a_database_without_host_or_password()
         "SMART_DEPLOY_DB_HOST": "", "SMART_DEPLOY_DB_PORT": "", "SMART_DEPLOY_DB_NAME": "shop", "SMART_DEPLOY_DB_USER": "shop",
         "SMART_DEPLOY_DB_PASSWORD": "",
     }  # fmt: skip
+
+
+def test_migrating_has_no_fault_switch(run_module):
+    """The test-only fail_after option is gone from the module: the fault tests make migrations that fail for real."""
+    result = run_module("django_migrate", {"image": "shop-backend:1", "db_container": "shop-db", "db_name": "shop", "db_user": "shop",
+                                           "expected_plan": ["cart.0002_cartitem_note"], "fail_after": 1})  # fmt: skip
+    assert result["failed"] and "Unsupported parameters" in result["msg"] and "fail_after" in result["msg"], result
+    django_migrate = load_module("django_migrate")
+    assert "fail_after" not in django_migrate.DOCUMENTATION
