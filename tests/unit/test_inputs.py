@@ -182,3 +182,25 @@ def test_state_folders_of_their_own_are_fine(path):
 def test_problems_of_runs_the_groups_asked_for():
     problems = problems_of(dict(GOOD, history="0", restore_db="x"), ["app", "status"])
     assert len(problems) == 1 and problems[0].startswith("history")
+
+
+@pytest.mark.parametrize(
+    "accept, problem",
+    [
+        ([], None),
+        ("", None),
+        ("missing-migration-sql", None),
+        ("missing-migration-sql, schema-drift", None),
+        (["duplicate-rows", "schema-drift"], None),
+        ("missing-migrations", "unknown abort reason code 'missing-migrations' (known: inconsistent-history,"),
+        (["schema-drift", "drift", "dup"], "unknown abort reason codes 'drift', 'dup'"),
+        ({"code": "schema-drift"}, "must be a list of abort reason codes or one string of codes separated by commas, got {"),
+        ([1], "must be a list of abort reason codes"),
+    ],
+)
+def test_accepted_abort_codes_are_checked(accept, problem):
+    problems = [p for p in app_problems(dict(GOOD, smart_deploy_accept=accept)) if "smart_deploy_accept" in p]
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0] and problems[0].startswith("smart_deploy_accept")
