@@ -128,7 +128,12 @@ report:
       description: Production before the rehearsal (applied migrations, their count, migrations and schema fingerprints, size).
       type: dict
     prechecks:
-      description: Errors found before any copy (inconsistent history, conflicts, missing migrations).
+      description:
+        - Found before any copy - C(errors) (inconsistent history, conflicting leaves: no copy is made), C(conflicts),
+          C(unknown_applied) and C(missing_migrations), the model changes without a migration as the migrations
+          makemigrations would write (never written) with their C(kind) (V(state-only), V(sql), V(unknown)), C(operations)
+          and the C(sql) sqlmigrate gives, generated offline; M(migration_strategy) decides on them (warning or abort), the
+          rehearsal still runs.
       type: dict
     pending:
       description: Pending migrations in plan order, with what each does and touches.

@@ -73,3 +73,6 @@ def test_the_same_release_accepted_deploys_and_the_history_says_who_accepted_wha
     assert "| ACCEPTED" in result.stdout and "accept unused" in result.stdout
     status, health = shop.get_json("/api/health/")
     assert status == 200 and health["release"] == attempt["id"]
+    shown = shop.playbook("status")
+    assert_ok(shown)
+    assert "accepted missing-migration-sql by alice: cart.0002_cartitem_gift_wrap: models have changes" in text(shown)
