@@ -129,7 +129,7 @@ report:
       type: dict
     prechecks:
       description:
-        - Found before any copy - C(errors) (inconsistent history, conflicting leaves: no copy is made), C(conflicts),
+        - Found before any copy - C(errors) (inconsistent history, conflicting leaves - no copy is made), C(conflicts),
           C(unknown_applied) and C(missing_migrations), the model changes without a migration as the migrations
           makemigrations would write (never written) with their C(kind) (V(state-only), V(sql), V(unknown)), C(operations)
           and the C(sql) sqlmigrate gives, generated offline; M(migration_strategy) decides on them (warning or abort), the

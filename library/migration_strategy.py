@@ -34,7 +34,7 @@ options:
   accept:
     description:
       - Abort reason codes to go through (see C(REASON_CODES) in C(module_utils/smart_deploy/strategy.py) and the README,
-        "Migration checks"): a reason with one of these codes does not abort; it is returned in C(accepted). The verdict is then
+        "Migration checks"). A reason with one of these codes does not abort; it is returned in C(accepted). The verdict is then
         V(fake) when every fake is proven, else V(normal). A code that did not occur is harmless (C(accepted_unused)).
       - A list, or one string of codes separated by commas. An unknown code fails the module.
     type: list
