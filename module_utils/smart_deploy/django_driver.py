@@ -984,6 +984,13 @@ def command_rehearse(data):
         after = MigrationExecutor(connection)
         remaining = after.migration_plan(after.loader.graph.leaf_nodes())
         result["post_check"] = {"pending_after": [key_of(m) for m, _b in remaining], "ok": not remaining}
+        if data.get("missing_migrations"):
+            # what the offline analysis could not write (an operation reads the live schema): the copy is now at the
+            # release's state, so its schema answers; collect_sql runs nothing, the introspection only reads
+            try:
+                result["missing_migrations"] = missing_migrations(after.loader, connection, offline=False)
+            except Exception as exc:  # the offline classification stands
+                result["missing_migrations_error"] = error_message(exc)
     return result
 
 

@@ -14,7 +14,7 @@ import pytest
 from ansible.module_utils.smart_deploy import django_driver as driver
 from ansible.module_utils.smart_deploy.strategy import ABORT, NORMAL, decide
 
-from tests.unit.test_driver_database_override import DRIVER, django_python, run
+from tests.unit.test_driver_database_override import DRIVER, PASSWORD, django_python, postgres_in_docker, run  # noqa: F401 (fixture)
 
 SETTINGS = """\
 SECRET_KEY = "not-a-secret"
@@ -165,3 +165,34 @@ def test_sql_that_needs_the_live_schema_is_unknown_and_aborts_naming_the_operati
     assert [r["code"] for r in result["abort_reasons"]] == ["missing-migration-unknown"]
     assert "Remove field category from product" in result["reasons"][0]
     assert verdict(missing, accept="missing-migration-unknown".split(","))["strategy"] == NORMAL
+
+
+@pytest.mark.parametrize("version", ["4.2", "5.2"])
+def test_the_rehearsal_writes_what_the_offline_analysis_could_not(version, tmp_path, postgres_in_docker):  # noqa: F811 (the fixture)
+    """Needs Docker. When migrations are pending there is a copy: after applying them there the driver generates
+    the missing migrations again on it, where the live schema answers, and the foreign key's drop is SQL."""
+    port, psql = postgres_in_docker
+    database, role = "rehearsal_%s" % version.replace(".", ""), "rehearser_%s" % version.replace(".", "")
+    psql("CREATE ROLE %s LOGIN PASSWORD '%s'" % (role, PASSWORD.replace("'", "''")))
+    psql("CREATE DATABASE %s OWNER %s" % (database, role))
+    python = django_python(version, tmp_path)
+    root = project(tmp_path, extra="")
+    (tmp_path / "input.json").write_text(
+        json.dumps({"expected_plan": ["shop.0001_initial"], "descriptions": [], "missing_migrations": True})
+    )
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "site_cfg.settings",
+           "SMART_DEPLOY_PROJECT_DIR": str(root), "SMART_DEPLOY_INPUT": str(tmp_path / "input.json"),
+           "SMART_DEPLOY_DB_HOST": "127.0.0.1", "SMART_DEPLOY_DB_PORT": str(port), "SMART_DEPLOY_DB_NAME": database,
+           "SMART_DEPLOY_DB_USER": role, "SMART_DEPLOY_DB_PASSWORD": PASSWORD}  # fmt: skip
+    done = run([str(python), str(DRIVER), "rehearse"], cwd=root, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.split(driver.RESULT_MARK, 1)[1].splitlines()[0])
+    assert [m["outcome"] for m in result["migrations"]] == ["applied"] and result["post_check"]["ok"]
+    (entry,) = result["missing_migrations"]
+    assert entry["kind"] == "sql", entry
+    constraint = psql("SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = 'shop_product'::regclass", database)
+    assert entry["sql"][0].endswith('ALTER TABLE "shop_product" DROP CONSTRAINT "%s";' % constraint)
+    assert entry["sql"][-1] == 'ALTER TABLE "shop_product" DROP COLUMN "category_id" CASCADE;'
+    assert psql("SELECT count(*) FROM pg_constraint WHERE conname = '%s'" % constraint, database) == "1"  # written, never run
+    reasons = verdict(result["missing_migrations"])["abort_reasons"]
+    assert [r["code"] for r in reasons] == ["missing-migration-sql"] and constraint in reasons[0]["reason"]
