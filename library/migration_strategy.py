@@ -28,7 +28,8 @@ options:
   require_rehearsal:
     description:
       - When V(false) (emergency deploys), pending migrations that were not rehearsed are V(normal) with a
-        C(not-rehearsed) warning instead of V(abort). Pre-check errors still abort.
+        C(not-rehearsed) warning instead of V(abort), and no warning aborts (O(abort_on) does not apply). Pre-check errors
+        and missing migrations that change the schema still abort.
     type: bool
     default: true
   accept:

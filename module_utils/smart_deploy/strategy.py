@@ -173,11 +173,11 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
     outcomes = {m["migration"]: m for m in report.get("migrations") or []}
     faked = []
     rehearsed = []
-    emergency = False
+    # no rehearsal asked for (an emergency deploy): it never stops on a warning, abort_on included (as before)
+    emergency = not require_rehearsal
     if not [r for r in reasons if r[0] not in accept] and pending:
         copy = report.get("copy") or {}
         if copy.get("skipped") and not require_rehearsal:
-            emergency = True  # as before: an emergency deploy does not stop on a warning, abort_on included
             warnings.append({"rule": "not-rehearsed", "message": "the migrations were not rehearsed on a copy (%s)" % copy.get("why")})
         elif copy.get("skipped"):
             rehearsed.append(("not-rehearsed", "the migrations were not rehearsed (%s)" % copy.get("why", "no copy")))

@@ -273,7 +273,10 @@ def test_missing_migrations_are_warnings_when_state_only_and_abort_naming_the_sq
     assert decide(base, accept=["missing-migration-sql"])["strategy"] == NORMAL
     state_only = report(pending=[], copy={"skipped": True, "why": "nothing pending"})
     state_only["prechecks"]["missing_migrations"] = missing[:1]
-    assert decide(state_only, abort_on=["not-a-rule"])["strategy"] == NORMAL
+    assert decide(state_only)["strategy"] == NORMAL
+    # a warning stops only a deploy that lists its rule in abort_on, and never an emergency one
+    assert codes(decide(state_only, abort_on=["missing-migration-state-only"])) == ["abort-on-warning"]
+    assert decide(state_only, abort_on=["missing-migration-state-only"], require_rehearsal=False)["strategy"] == NORMAL
 
 
 def test_a_long_sql_is_cut_in_the_reason():
