@@ -128,7 +128,12 @@ report:
       description: Production before the rehearsal (applied migrations, their count, migrations and schema fingerprints, size).
       type: dict
     prechecks:
-      description: Errors found before any copy (inconsistent history, conflicts, missing migrations).
+      description:
+        - Found before any copy - C(errors) (inconsistent history, conflicting leaves - no copy is made), C(conflicts),
+          C(unknown_applied) and C(missing_migrations), the model changes without a migration as the migrations
+          makemigrations would write (never written) with their C(kind) (V(state-only), V(sql), V(unknown)), C(operations)
+          and the C(sql) sqlmigrate gives, generated offline; M(migration_strategy) decides on them (warning or abort), the
+          rehearsal still runs.
       type: dict
     pending:
       description: Pending migrations in plan order, with what each does and touches.
@@ -289,7 +294,8 @@ def rehearse(module, docker, params, report, production):
                 docker, params["image"], "rehearse", scratch.env(params["full_env"]), network=scratch.network, name=name,
                 labels=scratch.labels, python=params["python"], project_dir=params["project_dir"], timeout=params["timeout"],
                 source=params["driver_source"], input_data={"descriptions": pending, "expected_plan": [m["migration"] for m in pending],
-                            "slow_seconds": params["slow_seconds"]}, limits=oneoff_limits(params),
+                            "slow_seconds": params["slow_seconds"], "missing_migrations": unknown_missing(report)},
+                limits=oneoff_limits(params),
             )  # fmt: skip
         except DriverError as exc:
             report["errors"].append("the rehearsal could not run: %s" % exc)
@@ -301,12 +307,21 @@ def rehearse(module, docker, params, report, production):
         report["migrations"] = result.get("migrations", [])
         report["warnings"] += result.get("warnings", [])
         report["post_check"] = result.get("post_check", {})
+        if result.get("missing_migrations") is not None:  # generated again on the copy, where the live schema answers
+            report["prechecks"]["missing_migrations"] = result["missing_migrations"]
+            report["prechecks"]["missing_migrations_from"] = "rehearsal"
         report["copy"]["peak_disk_bytes"] = scratch.disk_bytes()
     finally:
         started = time.monotonic()
         left = scratch.remove()
         timings["cleanup"] = round(time.monotonic() - started, 3)
         report["scratch"]["left"] = left
+
+
+def unknown_missing(report):
+    """Whether some missing migration's SQL could not be generated offline: the rehearsal generates it again."""
+    missing = (report.get("prechecks") or {}).get("missing_migrations") or []
+    return any(isinstance(entry, dict) and entry.get("kind") == "unknown" for entry in missing)
 
 
 def check_disk(docker, params, report, plan):

@@ -61,6 +61,7 @@ LONGEST_FIRST = (
     "integration/test_least_privilege.py",  # (274)
     "integration/test_concurrency.py",  # (233)
     "integration/test_secrets.py",  # (222)
+    "integration/test_missing_migrations.py",  # (195)
     "integration/test_validation_syncdb.py",  # (192)
     "integration/test_hooks.py",  # (about 180: 127 alone, -n 1, on a quiet machine)
     "molecule/test_cleanup.py",  # (171)

@@ -48,6 +48,7 @@ are still the chosen ones (an AppConfig.ready() could change them) and refuses t
 result JSON says what was overridden under "database" (never the password).
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -465,17 +466,125 @@ def describe_migration(loader, migration):
     }
 
 
-def missing_migrations(loader):
-    """Model changes with no migration (what `makemigrations --check` reports), offline."""
+class NeedsDatabase(Exception):
+    """Raised instead of connecting while the SQL of missing migrations is generated offline."""
+
+
+@contextlib.contextmanager
+def sql_without_database(connection):
+    """Generate SQL the way `sqlmigrate` does but with no database: parameters are quoted client-side
+    (Django's PostgreSQL backend merges them with the server's help, psycopg's quoting needs none), and
+    any attempt to connect (an operation that reads the live schema, such as a foreign key's constraint
+    name) raises NeedsDatabase instead of trying a host the offline container cannot reach."""
+    quote = None
+    try:
+        from django.db.backends.postgresql.psycopg_any import sql as psycopg_sql
+
+        quote = psycopg_sql.quote
+    except Exception:  # not the PostgreSQL backend, or an older Django: no client-side quoting
+        quote = None
+    saved = {name: connection.__dict__.get(name) for name in ("ensure_connection", "connect")}
+    saved_compose = connection.ops.__dict__.get("compose_sql")
+
+    def refuse(*_args, **_kwargs):
+        raise NeedsDatabase("generating this SQL needs a database connection (it reads the live schema)")
+
+    def compose_sql(statement, params):
+        if quote is None:
+            raise NeedsDatabase("this database backend cannot quote values without a connection")
+        return statement % tuple(quote(value, None) for value in params)
+
+    connection.ensure_connection = refuse
+    connection.connect = refuse
+    connection.ops.compose_sql = compose_sql
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                connection.__dict__.pop(name, None)
+            else:
+                setattr(connection, name, value)
+        if saved_compose is None:
+            connection.ops.__dict__.pop("compose_sql", None)
+        else:
+            connection.ops.compose_sql = saved_compose
+
+
+def generated_in_order(changes):
+    """The migrations the autodetector generated ({app: [Migration]}), dependencies first."""
+    todo = {(m.app_label, m.name): m for migrations in changes.values() for m in migrations}
+    ordered = []
+    while todo:
+        ready = sorted(key for key, m in todo.items() if not any(tuple(dep) in todo for dep in m.dependencies if tuple(dep) != key))
+        if not ready:  # a cycle the autodetector would have split: keep a stable order
+            ready = sorted(todo)
+        for key in ready[:1]:
+            ordered.append(todo.pop(key))
+    return ordered
+
+
+def missing_migration_sql(migration, state, connection):
+    """The SQL of one generated migration applied to ``state`` (what `sqlmigrate` would print), per
+    operation; an operation whose SQL cannot be generated gets ``sql: None`` and an ``error``.
+    Returns (entry, state after the migration)."""
+    app = migration.app_label
+    operations = []
+    for operation in migration.operations:
+        after = state.clone()
+        operation.state_forwards(app, after)
+        item = {"type": type(operation).__name__, "describe": operation.describe()}
+        try:
+            with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+                operation.database_forwards(app, editor, state, after)
+            item["sql"] = [" ".join(str(s).split()) for s in editor.collected_sql if str(s).strip()]
+        except Exception as exc:  # NeedsDatabase, or an operation Django cannot write as SQL here
+            item["sql"] = None
+            item["error"] = error_message(exc)
+        operations.append(item)
+        state = after
+    if any(op["sql"] for op in operations):
+        kind = "sql"
+    elif any(op["sql"] is None for op in operations):
+        kind = "unknown"
+    else:
+        kind = "state-only"
+    entry = {
+        "app": app,
+        "name": migration.name,
+        "migration": key_of(migration),
+        "kind": kind,
+        "operations": operations,
+        "sql": [s for op in operations for s in op["sql"] or []],
+    }
+    return entry, state
+
+
+def missing_migrations(loader, connection=None, offline=True):
+    """Model changes with no migration (what `makemigrations --check` reports), classified the way Django
+    would decide them: the migrations makemigrations would write (never written: they live in memory
+    only) and the SQL `sqlmigrate` would print for them, applied in order after the release's own
+    migrations. ``kind`` per generated migration: ``state-only`` (no SQL: options, ordering, verbose
+    names, choices, help texts, managers...), ``sql`` (changes the schema: ``sql`` lists it) or ``unknown``
+    (its SQL could not be generated, ``offline`` without a database: an operation needed the live schema)."""
     from django.apps import apps
+    from django.db import connections
     from django.db.migrations.autodetector import MigrationAutodetector
     from django.db.migrations.questioner import NonInteractiveMigrationQuestioner
     from django.db.migrations.state import ProjectState
 
+    connection = connection or connections["default"]
     questioner = NonInteractiveMigrationQuestioner(specified_apps=(), dry_run=True)
     autodetector = MigrationAutodetector(loader.project_state(), ProjectState.from_apps(apps), questioner)
     changes = autodetector.changes(graph=loader.graph)
-    return {app: [op.describe() for migration in migrations for op in migration.operations] for app, migrations in changes.items()}
+    state = loader.project_state()
+    entries = []
+    guard = sql_without_database(connection) if offline else contextlib.nullcontext()
+    with guard:
+        for migration in generated_in_order(changes):
+            entry, state = missing_migration_sql(migration, state, connection)
+            entries.append(entry)
+    return entries
 
 
 def command_analyze(data):
@@ -483,7 +592,7 @@ def command_analyze(data):
     from django.db.migrations.executor import MigrationExecutor
 
     loader = offline_loader(data.get("applied", []))
-    result = {"errors": [], "conflicts": {}, "missing_migrations": {}, "unknown_applied": []}
+    result = {"errors": [], "conflicts": {}, "missing_migrations": [], "unknown_applied": []}
     try:
         loader.check_consistent_history(loader.connection)
     except InconsistentMigrationHistory as exc:
@@ -494,14 +603,12 @@ def command_analyze(data):
         result["errors"].append(
             "conflicting migrations (several leaf nodes) in %s: run makemigrations --merge" % ", ".join(sorted(conflicts))
         )
+    # Missing migrations are not pre-check errors: the strategy decides on them (warning when state-only,
+    # abort naming the SQL otherwise) and the rehearsal of the release's own migrations still runs.
     try:
-        result["missing_migrations"] = missing_migrations(loader)
-    except Exception as exc:  # the autodetector can fail on exotic projects; say so, do not block
-        result["missing_migrations_error"] = error_message(exc)
-    if result["missing_migrations"]:
-        result["errors"].append(
-            "models have changes with no migration (makemigrations --check): %s" % json.dumps(result["missing_migrations"], sort_keys=True)
-        )
+        result["missing_migrations"] = missing_migrations(loader, offline=True)
+    except Exception as exc:  # the autodetector can fail on exotic projects: the strategy warns, names it
+        result["missing_migrations"] = [{"app": None, "migration": None, "kind": "unchecked", "error": error_message(exc)}]
     known = {"%s.%s" % key for key in loader.graph.nodes}
     for key in loader.replacements.values():
         known |= {"%s.%s" % replaced for replaced in key.replaces}
@@ -877,6 +984,13 @@ def command_rehearse(data):
         after = MigrationExecutor(connection)
         remaining = after.migration_plan(after.loader.graph.leaf_nodes())
         result["post_check"] = {"pending_after": [key_of(m) for m, _b in remaining], "ok": not remaining}
+        if data.get("missing_migrations"):
+            # what the offline analysis could not write (an operation reads the live schema): the copy is now at the
+            # release's state, so its schema answers; collect_sql runs nothing, the introspection only reads
+            try:
+                result["missing_migrations"] = missing_migrations(after.loader, connection, offline=False)
+            except Exception as exc:  # the offline classification stands
+                result["missing_migrations_error"] = error_message(exc)
     return result
 
 

@@ -28,6 +28,13 @@ SINCE_RE = re.compile(
 )
 TRUE_WORDS = ("true", "yes", "on", "1", "y", "t")
 FALSE_WORDS = ("false", "no", "off", "0", "n", "f")
+# Abort reason codes smart_deploy_accept may list: the keys of strategy.REASON_CODES (a unit test keeps them equal;
+# this file stays self-contained, the action plugin loads it by its path)
+ACCEPT_CODES = (
+    "inconsistent-history", "migration-conflict", "missing-migration-sql", "missing-migration-unknown", "copy-not-faithful",
+    "rehearsal-failed", "plan-mismatch", "not-rehearsed", "schema-drift", "duplicate-rows", "null-rows", "rows-without-value",
+    "migration-failed", "fake-unproven", "migration-not-applied", "pending-after-rehearsal", "abort-on-warning",
+)  # fmt: skip
 
 # Folders a state folder may never be, nor be inside of (those in SYSTEM_TREES). A state folder gets
 # mode 0750, its own files and subfolders: pointing it at a shared or system folder would change that
@@ -83,6 +90,7 @@ GROUPS = {
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
         "smart_deploy_app_env", "smart_deploy_app_secret_env", "health_check_endpoints", "smart_deploy_routes",
+        "smart_deploy_accept",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
     "rollback": ("release", "restore_db"),
@@ -332,6 +340,30 @@ def route_problems(routes: Any, components: Any) -> List[str]:
     return problems
 
 
+def accept_codes(value: Any) -> Optional[List[str]]:
+    """smart_deploy_accept as a list of codes: a list, or one string of codes separated by commas
+    (what ``-e smart_deploy_accept=a,b`` gives); None when it is neither."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(code, str) for code in value):
+        return None
+    return [code.strip() for code in value if code.strip()]
+
+
+def accept_problems(value: Any) -> List[str]:
+    codes = accept_codes(value)
+    if codes is None:
+        return ["smart_deploy_accept must be a list of abort reason codes or one string of codes separated by commas, got %s"
+                % describe(value)]  # fmt: skip
+    unknown = [code for code in codes if code not in ACCEPT_CODES]
+    if unknown:
+        return ["smart_deploy_accept: unknown abort reason code%s %s (known: %s)" % ("s" if len(unknown) > 1 else "",
+                ", ".join(repr(c) for c in unknown), ", ".join(ACCEPT_CODES))]  # fmt: skip
+    return []
+
+
 def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     problems = []
     name = v.get("smart_deploy_app_name")
@@ -378,6 +410,8 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
             problems.append("smart_deploy_http_port must be a port number 1-65535, got %s" % describe(v["smart_deploy_http_port"]))
     problems += env_problems("smart_deploy_app_env", v.get("smart_deploy_app_env"), secret=False)
     problems += env_problems("smart_deploy_app_secret_env", v.get("smart_deploy_app_secret_env"), secret=True)
+    if "smart_deploy_accept" in v:
+        problems += accept_problems(v["smart_deploy_accept"])
     endpoints = v.get("health_check_endpoints")
     if endpoints is not None:
         if not isinstance(endpoints, list):

@@ -250,3 +250,25 @@ def test_an_empty_requirements_means_no_wheelhouse_and_other_components_keep_the
 def test_an_apps_own_proxy_component_points_to_the_readme():
     problems = app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, proxy={"context": "frontend", "port": 80})))
     assert len(problems) == 1 and "An app that brings its own proxy" in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "accept, problem",
+    [
+        ([], None),
+        ("", None),
+        ("missing-migration-sql", None),
+        ("missing-migration-sql, schema-drift", None),
+        (["duplicate-rows", "schema-drift"], None),
+        ("missing-migrations", "unknown abort reason code 'missing-migrations' (known: inconsistent-history,"),
+        (["schema-drift", "drift", "dup"], "unknown abort reason codes 'drift', 'dup'"),
+        ({"code": "schema-drift"}, "must be a list of abort reason codes or one string of codes separated by commas, got {"),
+        ([1], "must be a list of abort reason codes"),
+    ],
+)
+def test_accepted_abort_codes_are_checked(accept, problem):
+    problems = [p for p in app_problems(dict(GOOD, smart_deploy_accept=accept)) if "smart_deploy_accept" in p]
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0] and problems[0].startswith("smart_deploy_accept")
