@@ -67,6 +67,7 @@ LONGEST_FIRST = (
     "molecule/test_cleanup.py",  # (171)
     "integration/test_scratch_lock_and_sql.py",  # (169)
     "integration/test_retention.py",  # (127)
+    "integration/test_dev_any_app.py",  # (95 alone, -n 1, notes wheels cached: one image build, one dev up/down)
     "integration/test_app_tests_own_settings.py",  # (18 alone, -n 1, notes wheels and image cached; more on a fresh clone)
     "lint/test_lint.py",  # (68)
     "molecule/test_default.py",  # (67)

@@ -19,8 +19,11 @@ standard library and Django, which the image already has. Top-level code is stan
     python driver.py test       on a scratch database: the app's own test suite, with Django's test
                                 runner (what `manage.py test <args>` runs), the input's "args" being
                                 what follows `test`; exit status 1 when a test fails
+    python driver.py manage     `driver.py manage <args>` runs what `manage.py <args>` runs (runserver,
+                                migrate...) on the database below; Django's own output and exit
+                                status, no input, no JSON result (./deploy dev runs the app with it)
 
-Input: JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
+Input (all but manage): JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
 RESULT_MARK on stdout. Exit status: 0 done, 1 the app's tests failed (test only), 2 the command could
 not run (the JSON says why).
 
@@ -1240,13 +1243,90 @@ def command_test(data):
     return {"passed": status == 0, "status": status, "args": args, "counts": counts}
 
 
+SETTINGS_DEFAULT = re.compile(r"""environ\.setdefault\(\s*["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']""")
+
+
+def settings_module_in(manage_py):
+    """The settings module a manage.py names in its ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)``
+    (None when it names none)."""
+    match = SETTINGS_DEFAULT.search(manage_py or "")
+    return match.group(1) if match else None
+
+
+def database_line(default):
+    """One line for the output: where Django's 'default' database is now (never the password)."""
+    return "smart-deploy: Django's database is %s@%s:%s/%s (from SMART_DEPLOY_DB_*, whatever the app's settings read)" % (
+        default["USER"] or "-", default["HOST"] or "local socket", default["PORT"] or "default port", default["NAME"])  # fmt: skip
+
+
+def command_manage(args, environ=None):
+    """`driver.py manage <args>`: what `manage.py <args>` runs (Django's execute_from_command_line), on the
+    database smart-deploy chose when SMART_DEPLOY_DB_NAME is set. Output and exit status are Django's
+    (no RESULT_MARK line): this is for long-running commands such as runserver (./deploy dev).
+
+    Only the settings are touched before Django's command line runs, never django.setup(): runserver sets
+    Django up under its autoreloader itself, which keeps watching the code when the app fails to load. The
+    autoreloader restarts the process with the same command line and environment, so each process takes
+    the override from SMART_DEPLOY_DB_* again. A check right after django.setup(), before any connection,
+    refuses to go on when the app's start-up (an AppConfig.ready()) changed the connection settings back
+    (under runserver the autoreloader shows the error and keeps watching the code).
+    The settings module: DJANGO_SETTINGS_MODULE, else the one the project's manage.py names."""
+    environ = os.environ if environ is None else environ
+    project_dir = environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
+    if not environ.get("DJANGO_SETTINGS_MODULE"):
+        manage_py = os.path.join(project_dir, "manage.py")
+        if os.path.exists(manage_py):
+            with open(manage_py, encoding="utf-8", errors="replace") as handle:
+                found = settings_module_in(handle.read())
+            if found:
+                environ["DJANGO_SETTINGS_MODULE"] = found  # the autoreloader's child inherits it
+    if environ.get("SMART_DEPLOY_DB_NAME"):
+        from django.conf import settings
+
+        try:
+            databases = database_override(environ, settings.DATABASES)  # imports the settings; connects nowhere
+        except ValueError as exc:
+            sys.stderr.write("smart-deploy: %s\n" % exc)
+            return 2
+        wanted = copy.deepcopy(databases["default"])
+        settings.DATABASES = databases
+        settings.DATABASE_ROUTERS = []
+
+        import django
+
+        def refuse_if_undone():
+            from django.db import connections, router
+
+            wrong = override_mismatch(wanted, connections.settings, router.routers)
+            if wrong:
+                raise RuntimeError("the database override did not hold after django.setup(): %s" % wrong)
+
+        def setup_then_check(*args, **kwargs):  # Django's command line calls django.setup() by this name
+            django_setup(*args, **kwargs)
+            refuse_if_undone()
+
+        django_setup = django.setup
+        django.setup = setup_then_check
+        sys.stderr.write(database_line(databases["default"]) + "\n")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["manage.py"] + [str(arg) for arg in args])
+    return 0
+
+
 COMMANDS = {
     "analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply, "reverse": command_reverse,
     "test": command_test,
 }  # fmt: skip
+# Commands that take their arguments from the command line and print what Django prints (no JSON).
+ARGV_COMMANDS = {"manage": command_manage}
 
 
 def main(argv):
+    if len(argv) > 1 and argv[1] in ARGV_COMMANDS:
+        return ARGV_COMMANDS[argv[1]](argv[2:])
     if len(argv) != 2 or argv[1] not in COMMANDS:
         emit({"ok": False, "error": "usage: driver.py {%s}" % "|".join(sorted(COMMANDS))})
         return 2

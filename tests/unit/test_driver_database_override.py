@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -451,6 +457,11 @@ def test_the_driver_refuses_to_run_when_the_app_changes_the_database_back(versio
     failure = json.loads(refused.stdout.split(driver.RESULT_MARK, 1)[1].splitlines()[0])
     assert "the database override did not hold after django.setup(): HOST is 'db.invalid', not '127.0.0.1'" in failure["error"]
 
+    managed = run([str(python), str(DRIVER), "manage", "check"], cwd=project, env=env, timeout=120)  # the same for `manage`
+    assert managed.returncode == 1, managed.stdout + managed.stderr
+    assert PASSWORD not in managed.stdout + managed.stderr
+    assert "the database override did not hold after django.setup(): HOST is 'db.invalid', not '127.0.0.1'" in managed.stderr
+
 
 APP_TESTS = """\
 from django.db import connection
@@ -518,3 +529,140 @@ def test_the_driver_runs_the_apps_tests_on_the_chosen_database(version, tmp_path
     own = {k: v for k, v in env.items() if not k.startswith("SMART_DEPLOY_DB_")}  # the app's own settings: unreachable
     cannot, result = driver_test(["--noinput", "notes.tests.NoteTests"], own)
     assert cannot.returncode == 2 and result["ok"] is False and "db.invalid" in result["error"]
+
+
+# --------------------------------------------------------------------------------------------------
+# `driver.py manage <args>`: Django's command line on the chosen database (./deploy dev runs the app with it)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "manage_py, found",
+    [
+        ('os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notesite.settings")', "notesite.settings"),
+        ("os.environ.setdefault( 'DJANGO_SETTINGS_MODULE' ,\n    'config.settings.dev' )", "config.settings.dev"),
+        ('os.environ["DJANGO_SETTINGS_MODULE"] = "x.settings"', None),  # not a default: nothing to discover
+        ('os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_name())', None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_settings_module_is_found_in_manage_py(manage_py, found):
+    assert driver.settings_module_in(manage_py) == found
+
+
+def test_the_database_line_names_the_target_but_never_the_password():
+    default = driver.database_override(TARGET, APP_DATABASES)["default"]
+    line = driver.database_line(default)
+    assert line.startswith("smart-deploy: Django's database is shop_owner@db.example:6432/shop ")
+    assert PASSWORD not in line
+    assert "local socket" in driver.database_line(driver.database_override({"SMART_DEPLOY_DB_NAME": "x"}, {})["default"])
+
+
+MANAGE_PY = """\
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_cfg.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+"""
+SERVED_SETTINGS = 'ROOT_URLCONF = "site_cfg.urls"\nALLOWED_HOSTS = ["*"]\nDEBUG = True\n'
+URLS = """\
+from django.urls import path
+
+from notes import views
+
+urlpatterns = [path("where/", views.where)]
+"""
+VIEWS = """\
+from django.db import connection
+from django.http import JsonResponse
+
+from notes.models import Note
+
+
+def where(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database(), current_user")
+        database = list(cursor.fetchone())
+    return JsonResponse({"code": %d, "database": database, "notes": Note.objects.count(), "pid": __import__("os").getpid()})
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+        return None
+
+
+@pytest.mark.parametrize("version", ["4.2", "5.2"])
+def test_manage_runs_djangos_commands_and_the_reloading_server_on_the_chosen_database(version, tmp_path, postgres_in_docker):
+    """Needs Docker. `driver.py manage migrate` and `driver.py manage runserver` as ./deploy dev runs them: the app's
+    settings read APP_DB_URL (a host that does not exist) and route to a replica, no DJANGO_SETTINGS_MODULE (the
+    project's manage.py names it); migrate lands on the chosen database, the server answers from it, and after a code
+    edit the autoreloader's new process (started again with the same command line) answers from it too."""
+    port, psql = postgres_in_docker
+    database, role = "dev_%s" % version.replace(".", ""), "developer_%s" % version.replace(".", "")
+    psql("CREATE ROLE %s LOGIN PASSWORD '%s'" % (role, PASSWORD.replace("'", "''")))
+    psql("CREATE DATABASE %s OWNER %s" % (database, role))
+    python = django_python(version, tmp_path)
+    project = write_project(tmp_path / "project")
+    (project / "manage.py").write_text(MANAGE_PY)
+    (project / "site_cfg" / "settings.py").write_text(SETTINGS + SERVED_SETTINGS)
+    (project / "site_cfg" / "urls.py").write_text(URLS)
+    views = project / "notes" / "views.py"
+    views.write_text(VIEWS % 1)
+    own = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "APP_DB_URL": BOGUS_URL, "PYTHONUNBUFFERED": "1"}
+    env = dict(own, SMART_DEPLOY_DB_HOST="127.0.0.1", SMART_DEPLOY_DB_PORT=str(port), SMART_DEPLOY_DB_NAME=database,
+               SMART_DEPLOY_DB_USER=role, SMART_DEPLOY_DB_PASSWORD=PASSWORD)  # fmt: skip
+
+    cannot = run([str(python), str(DRIVER), "manage", "migrate", "--noinput"], cwd=project, env=own, timeout=120)
+    assert cannot.returncode != 0 and "db.invalid" in cannot.stderr, cannot.stdout + cannot.stderr  # the app's own settings
+
+    migrated = run([str(python), str(DRIVER), "manage", "migrate", "--noinput"], cwd=project, env=env, timeout=300)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert PASSWORD not in migrated.stdout + migrated.stderr
+    assert "Applying notes.0001_initial... OK" in migrated.stdout
+    assert "smart-deploy: Django's database is %s@127.0.0.1:%s/%s " % (role, port, database) in migrated.stderr
+    assert psql("SELECT count(*) FROM django_migrations WHERE app = 'notes'", database) == "1"
+    psql("INSERT INTO notes_note (text) VALUES ('from the chosen database')", database)
+
+    http = free_port()
+    url = "http://127.0.0.1:%d/where/" % http
+    log = tmp_path / "runserver.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen([str(python), str(DRIVER), "manage", "runserver", "127.0.0.1:%d" % http], cwd=project, env=env,
+                                  stdout=output, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        first = None
+        deadline = time.monotonic() + 120
+        while first is None and time.monotonic() < deadline and server.poll() is None:
+            first = get_json(url)
+            time.sleep(0.3)
+        assert first is not None, log.read_text()
+        assert first == {"code": 1, "database": [database, role], "notes": 1, "pid": first["pid"]}
+
+        reloaded = first
+        while reloaded.get("code") != 2 and time.monotonic() < deadline and server.poll() is None:
+            views.write_text(VIEWS % 2)  # saved again until the reloader, polling modification times, has seen it
+            time.sleep(0.5)
+            reloaded = get_json(url) or reloaded
+        assert reloaded.get("code") == 2, log.read_text()
+        assert reloaded["pid"] != first["pid"]  # a new process: it took the override from the environment again
+        assert reloaded["database"] == [database, role] and reloaded["notes"] == 1
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    assert PASSWORD not in log.read_text()
