@@ -1,63 +1,18 @@
 """What the app has, on a real app that is not the shop: examples/notes (backend only, build context '.',
 project under app/ put in /srv/notes by its image, settings module notesite.settings, port 8081, health
-/healthz), deployed through its own inventory (inventories/notes). The steps that depend on the
+/healthz), deployed through its own inventory (inventories/notes; the full deploys and migration cases of
+that app are in test_notes.py). The steps that depend on the
 components - input checks, change detection, the build with its wheelhouse, smart-deploy's proxy in
 front - run on their own (tests/integration/playbooks/components.yml) against the real Docker engine."""
 
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.integration.conftest import Deployment, assert_failed, assert_ok, free_port
-
-
-class Notes(Deployment):
-    """A private copy of examples/notes in its own git repository, deployed through inventories/notes with
-    names, ports and folders of its own (the only extra variables: what makes the copy private)."""
-
-    def __init__(self, workdir):
-        self.name = "sdn" + secrets.token_hex(3)
-        self.workdir = workdir
-        self.source = workdir / "notes"
-        self.state_dir = workdir / "state"
-        self.port = free_port()
-        token = secrets.token_hex(6)
-        self.db_password = "Canary/pw@%s:%s" % (token, secrets.token_hex(4))
-        self.secret_key = "CanarySK-%s-%s" % (token, secrets.token_hex(16))
-        self.app_secret = "CanaryAS-%s" % token
-        shutil.copytree(ROOT / "examples" / "notes", self.source, ignore=shutil.ignore_patterns("__pycache__", "wheels"))
-        self.git("init", "-q")
-        self.report = workdir / "components.json"
-        self.vars_file = workdir / "vars.json"
-        self.vars_file.write_text(
-            json.dumps(
-                {
-                    "smart_deploy_app_name": self.name,
-                    "smart_deploy_app_source": str(self.source),
-                    "smart_deploy_state_dir": str(self.state_dir),
-                    "smart_deploy_http_port": self.port,
-                    "smart_deploy_db_password": self.db_password,
-                    "smart_deploy_django_secret_key": self.secret_key,
-                    "smart_deploy_actor": "pytest",
-                    "smart_deploy_app_tests": False,
-                    "components_report": str(self.report),
-                }
-            )
-        )
-
-    def canaries(self) -> list:
-        return [self.db_password, self.secret_key]
-
-    def playbook(self, name: str, *args: str, timeout: int = 900):
-        return super().playbook(name, "-i", "inventories/notes", *args, timeout=timeout)
-
-    def components(self, *args: str):
-        return self.playbook("../tests/integration/playbooks/components", *args)
+from tests.integration.conftest import assert_failed, assert_ok
+from tests.integration.notes import Notes
 
 
 @pytest.fixture(scope="module")
@@ -127,20 +82,3 @@ def test_an_inventory_without_the_django_component_is_refused_before_anything_ch
     result = notes.components("-e", json.dumps({"smart_deploy_components": {"api": {"context": ".", "port": 8081}}}))
     assert_failed(result)
     assert "smart_deploy_components has no 'backend' component (the Django app, smart_deploy_django_component)" in result.stdout
-
-
-def test_the_notes_app_deploys_through_its_own_inventory_and_serves_behind_smart_deploys_proxy(notes):
-    """One full deploy of the backend-only app: its database reached under its own names, its migrations
-    rehearsed and applied, the switch health-gated on /healthz, the health check on its health_path."""
-    notes.reset_to(notes.base)
-    result = notes.deploy()
-    assert_ok(result)
-    status, body = notes.http("/healthz")
-    assert status == 200 and json.loads(body)["database"] == "reachable" and json.loads(body)["migrations"]["pending"] == 0
-    status, body = notes.http("/api/notes/", method="POST", body={"title": "first", "body": "deployed by smart-deploy"})
-    assert status == 201, body
-    summary = notes.summary()
-    assert "rebuild backend" in summary["steps"]["changes"] and "frontend" not in json.dumps(summary)
-    live = notes.releases()["releases"][-1]
-    assert live["id"] == notes.base[:12] and set(live["containers"]) == {"backend"}
-    assert notes.container_state(live["containers"]["backend"]) == "running"
