@@ -21,22 +21,12 @@ description:
     only when they changed - the superuser's too, so a password changed in the vault is applied with
     C(ALTER ROLE), not by recreating the database container (PostgreSQL keeps the password it was created with).
   - All changes go in one transaction.
+  - With O(db_mode=external), the same on an existing server, over the network, as O(db_user) with O(db_password):
+    that login must be a superuser of the server (it reads the roles' password verifiers in C(pg_authid)), and
+    its password is never changed. The database O(db_name) must exist (roles/database creates it).
+  - O(db_user) is the server's superuser (in a container, its C(POSTGRES_USER)); in container mode O(db_password) is
+    its password, set when it differs from the server's (leave out to keep it).
 options:
-  db_container:
-    description: The database container.
-    type: str
-    required: true
-  db_name:
-    description: The app's database.
-    type: str
-    required: true
-  db_user:
-    description: The server's superuser (the database container's C(POSTGRES_USER)).
-    type: str
-    required: true
-  db_password:
-    description: The superuser's password; set when it differs from the server's. Leave out to keep it.
-    type: str
   owner:
     description: Name of the owner role.
     type: str
@@ -57,6 +47,8 @@ options:
     description: Docker command line client.
     type: str
     default: docker
+extends_documentation_fragment:
+  - smart_deploy.database
 attributes:
   check_mode:
     support: full
@@ -93,17 +85,15 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, psql
+from ansible.module_utils.smart_deploy.pgclient import PgServer, PsqlError, database_problem, database_spec
+from ansible.module_utils.smart_deploy.pgexec import container_running
 from ansible.module_utils.smart_deploy.pgroles import parse_state, plan, script, state_script
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            db_container=dict(type="str", required=True),
-            db_name=dict(type="str", required=True),
-            db_user=dict(type="str", required=True),
-            db_password=dict(type="str", no_log=True),
+            database_spec(),
             owner=dict(type="str", required=True),
             owner_password=dict(type="str", required=True, no_log=True),
             app_user=dict(type="str", required=True),
@@ -117,16 +107,21 @@ def main():
     if len({names["admin"], names["owner"], names["app"]}) < 3:
         module.fail_json(msg="the superuser (%s), the owner role (%s) and the app role (%s) must be three different roles"
                          % (names["admin"], names["owner"], names["app"]))  # fmt: skip
+    problem = database_problem(p)
+    if problem:
+        module.fail_json(msg=problem)
     docker = module.get_bin_path(p["docker_cli"], required=True)
-    if not container_running(docker, p["db_container"]):
+    if p["db_mode"] == "container" and not container_running(docker, p["db_container"]):
         module.fail_json(msg="the database container %s is not running" % p["db_container"])
-    passwords = {"admin": p["db_password"], "owner": p["owner_password"], "app": p["app_password"]}
+    server = PgServer.from_params(docker, p)
+    # an external server's admin login is the DBA's: its password is theirs to change
+    passwords = {"admin": p["db_password"] if p["db_mode"] == "container" else None, "owner": p["owner_password"], "app": p["app_password"]}
     try:
-        state = parse_state(psql(docker, p["db_container"], p["db_user"], p["db_name"], state_script(names)))
+        state = parse_state(server.psql(state_script(names)))
         changes = plan(state, names, passwords)
         if changes and not module.check_mode:
-            psql(docker, p["db_container"], p["db_user"], p["db_name"], script(changes, names))
-            left = plan(parse_state(psql(docker, p["db_container"], p["db_user"], p["db_name"], state_script(names))), names, passwords)
+            server.psql(script(changes, names))
+            left = plan(parse_state(server.psql(state_script(names))), names, passwords)
             if left:
                 module.fail_json(msg="the database roles are still not as they should be: %s" % "; ".join(c["why"] for c in left),
                                  changes=[c["why"] for c in changes])  # fmt: skip
