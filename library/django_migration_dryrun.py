@@ -247,7 +247,12 @@ def read_production(docker, params):
     server = production_server(docker, params)
     if not server.external and not container_running(docker, params["db_container"]):
         return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
-    # an external server is not started by smart-deploy: one that does not answer is an error, not "no production"
+    # an external server is not started by smart-deploy: one that does not answer is an error, not "no production";
+    # a server without the app's database yet (the first deploy: roles/database creates it) has no production
+    if server.external:
+        literal = "'%s'" % params["db_name"].replace("'", "''")
+        if server.psql("SELECT count(*) FROM pg_database WHERE datname = %s" % literal, database="postgres") == "0":
+            return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
     state = server_state(server, params["db_name"], with_tables=True)
     state["exists"] = True
     return state

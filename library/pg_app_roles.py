@@ -23,7 +23,9 @@ description:
   - All changes go in one transaction.
   - With O(db_mode=external), the same on an existing server, over the network, as O(db_user) with O(db_password):
     that login must be a superuser of the server (it reads the roles' password verifiers in C(pg_authid)), and
-    its password is never changed. The database O(db_name) must exist (roles/database creates it).
+    its password is never changed. The database O(db_name) is created (owned by the owner role) when the server
+    does not have it. The server's major version is returned, and the client image of that version
+    (O(db_client_image)) must be on this host: the backups' C(pg_dump) comes from it.
   - O(db_user) is the server's superuser (in a container, its C(POSTGRES_USER)); in container mode O(db_password) is
     its password, set when it differs from the server's (leave out to keep it).
 options:
@@ -82,6 +84,16 @@ changes:
   returned: always
   type: list
   elements: str
+server_major:
+  description: The server's major version (SHOW server_version_num).
+  returned: success
+  type: int
+  sample: 15
+client_image:
+  description: With O(db_mode=external), the image the client tools (psql, pg_dump, pg_restore) run from.
+  returned: success
+  type: str
+  sample: postgres:15-bookworm
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -117,6 +129,19 @@ def main():
     # an external server's admin login is the DBA's: its password is theirs to change
     passwords = {"admin": p["db_password"] if p["db_mode"] == "container" else None, "owner": p["owner_password"], "app": p["app_password"]}
     try:
+        extra = {"server_major": server.major()}
+        if server.external:
+            extra["client_image"] = server.image()
+            literal = "'%s'" % p["db_name"].replace("'", "''")
+            if server.psql("SELECT count(*) FROM pg_database WHERE datname = %s" % literal, database="postgres") == "0":
+                if module.check_mode:
+                    module.exit_json(changed=True, changes=["create the database %s" % p["db_name"]], **extra)
+                server.psql('CREATE DATABASE "%s";' % p["db_name"].replace('"', '""'), database="postgres")
+                created = ["create the database %s" % p["db_name"]]
+            else:
+                created = []
+        else:
+            created = []
         state = parse_state(server.psql(state_script(names)))
         changes = plan(state, names, passwords)
         if changes and not module.check_mode:
@@ -129,7 +154,7 @@ def main():
         module.fail_json(msg="could not set up the database roles: %s" % exc)
     except ValueError as exc:
         module.fail_json(msg="could not read the database roles: %s" % exc)
-    module.exit_json(changed=bool(changes), changes=[c["why"] for c in changes])
+    module.exit_json(changed=bool(changes or created), changes=created + [c["why"] for c in changes], **extra)
 
 
 if __name__ == "__main__":

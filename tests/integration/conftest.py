@@ -24,6 +24,23 @@ from tests.conftest import ROOT
 VENV_BIN = Path(os.environ.get("SMART_DEPLOY_VENV", ROOT / ".venv")) / "bin"
 
 
+# The shop's own environment names (examples/shop's settings read them), expressed with smart-deploy's
+# variables as in inventories/local: smart-deploy injects no names of its own into the app.
+SHOP_ENV = {
+    "DJANGO_ALLOWED_HOSTS": "*",
+    "POSTGRES_HOST": "{{ smart_deploy_db_host }}",
+    "POSTGRES_PORT": "{{ smart_deploy_db_port | string }}",
+    "POSTGRES_DB": "{{ smart_deploy_db_name }}",
+    "POSTGRES_USER": "{{ smart_deploy_db_app_user }}",
+}
+SHOP_SECRET_ENV = {
+    "POSTGRES_PASSWORD": "{{ smart_deploy_db_app_password }}",
+    "DATABASE_URL": "postgres://{{ smart_deploy_db_app_user | smart_deploy_urlquote }}:{{ smart_deploy_db_app_password"
+    " | smart_deploy_urlquote }}@{{ smart_deploy_db_host }}:{{ smart_deploy_db_port }}/{{ smart_deploy_db_name | smart_deploy_urlquote }}",
+    "DJANGO_SECRET_KEY": "{{ smart_deploy_django_secret_key }}",
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -61,7 +78,8 @@ class Deployment:
                     "smart_deploy_http_port": self.port,
                     "smart_deploy_db_password": self.db_password,
                     "smart_deploy_django_secret_key": self.secret_key,
-                    "smart_deploy_app_secret_env": {"SHOP_PAYMENT_KEY": self.app_secret},
+                    "smart_deploy_app_env": SHOP_ENV,
+                    "smart_deploy_app_secret_env": dict(SHOP_SECRET_ENV, SHOP_PAYMENT_KEY=self.app_secret),
                     "smart_deploy_actor": "pytest",
                     # the app's own test suite runs where a test is about it (test_daily_verbs), not on every deploy
                     "smart_deploy_app_tests": False,
@@ -205,6 +223,11 @@ class Deployment:
     def validation_reports(self) -> list:
         folder = self.state_dir / "validations"
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
+
+    def app_password(self) -> str:
+        """The app role's password, as smart-deploy derives it from the database password."""
+        app = "%s_app" % self.name.replace("-", "_")
+        return hashlib.sha256(("%s:app:%s" % (self.db_password, app)).encode()).hexdigest()
 
     def owner_password(self) -> str:
         """The database owner role's password, as smart-deploy derives it from the database password."""
