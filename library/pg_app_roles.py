@@ -21,11 +21,11 @@ description:
     only when they changed - the superuser's too, so a password changed in the vault is applied with
     C(ALTER ROLE), not by recreating the database container (PostgreSQL keeps the password it was created with).
   - All changes go in one transaction.
-  - With O(db_mode=external), the same on an existing server, over the network, as O(db_user) with O(db_password):
+  - With O(db_mode=external), the same on an existing server, over the network, as O(db_user) with O(db_password) -
     that login must be a superuser of the server (it reads the roles' password verifiers in C(pg_authid)), and
-    its password is never changed. The database O(db_name) is created (owned by the owner role) when the server
-    does not have it. The server's major version is returned, and the client image of that version
-    (O(db_client_image)) must be on this host: the backups' C(pg_dump) comes from it.
+    its password is never changed. The database O(db_name) is created when the server does not have it (then given
+    to the owner role). The server's major version is returned, and the client image of that version
+    (O(db_client_image)) must be on this host (the backups' C(pg_dump) comes from it).
   - O(db_user) is the server's superuser (in a container, its C(POSTGRES_USER)); in container mode O(db_password) is
     its password, set when it differs from the server's (leave out to keep it).
 options:

@@ -203,7 +203,8 @@ class PgServer:
             raise PsqlError("no PostgreSQL client image on this host: no image named like %s (docker image ls); build or pull "
                             "the one of your server's major version (scripts/setup.sh builds postgres:15-bookworm), or set "
                             "smart_deploy_db_client_image" % template)  # fmt: skip
-        text = self.psql("SHOW server_version_num", database=self.database or "postgres", image=candidates[0])
+        # the maintenance database: the app's may not exist yet (a first deploy)
+        text = self.psql("SHOW server_version_num", database="postgres", image=candidates[0])
         try:
             return int(text) // 10000
         except ValueError:

@@ -76,14 +76,15 @@ def test_a_container_that_cannot_start_fails_its_gate_without_printing_its_envir
 
 def test_the_analysis_the_rehearsal_and_the_app_tests_never_get_production_secrets(shop):
     """They run the release's code away from production: the same variable names (every name of the
-    inventory's smart_deploy_app_secret_env, the shop's database password and URL included), throwaway
-    values; and no secret of smart-deploy's own (the database passwords) under another name."""
+    inventory's smart_deploy_app_secret_env), throwaway values - the database's names (POSTGRES_PASSWORD,
+    DATABASE_URL) hold the throwaway database's - and no production secret under any name (the database
+    superuser's, owner's and app role's passwords included)."""
     # the secrets' digests, not the secrets, go into the test's source (it is built into an image)
     digests = sorted(hashlib.sha256(c.encode()).hexdigest() for c in (shop.db_password, shop.secret_key, shop.app_secret,
                                                                        shop.owner_password(), shop.app_password()))  # fmt: skip
     shop.write("backend/src/catalog/tests_env.py", "import hashlib\nimport os\n\nfrom django.test import SimpleTestCase\n\n\n"
                "class Env(SimpleTestCase):\n    def test_secrets_are_placeholders(self):\n"
-               "        for name in ('DJANGO_SECRET_KEY', 'SHOP_PAYMENT_KEY', 'POSTGRES_PASSWORD', 'DATABASE_URL'):\n"
+               "        for name in ('DJANGO_SECRET_KEY', 'SHOP_PAYMENT_KEY'):\n"
                "            self.assertTrue(os.environ[name].startswith('smart-deploy-placeholder'), name)\n"
                "        found = [n for n, v in os.environ.items() if hashlib.sha256(v.encode()).hexdigest() in %r]\n"
                "        self.assertEqual(found, [], 'production secrets')\n" % (digests,))  # fmt: skip
