@@ -59,6 +59,7 @@ LONGEST_FIRST = (
     "integration/test_validation.py",  # (499)
     "integration/test_malformed_inputs.py",  # (307)
     "integration/test_least_privilege.py",  # (274)
+    "integration/test_external_db.py",  # (221, measured beside another test file)
     "integration/test_concurrency.py",  # (233)
     "integration/test_secrets.py",  # (222)
     "integration/test_validation_syncdb.py",  # (192)
