@@ -84,3 +84,15 @@ def test_a_migration_applied_over_the_network_then_a_failure_restores_the_backup
     status, body = shop.http("/api/products/")
     assert status == 200 and "external-canary" in body, body
     shop.reset_to(shop.base)
+
+
+def test_cleanup_drops_the_replaced_database_on_the_external_server(external_shop, external_postgres):
+    """Retention as in container mode: ./deploy cleanup drops replaced databases older than cleanup_replaced_db_days
+    (0 here) on that server, through a client container; the live database stays and the app answers."""
+    shop, server = external_shop, external_postgres
+    name = shop.name.replace("-", "_")
+    assert "%s__replaced_" % name in shop.snapshot()["databases"]
+    assert_ok(shop.playbook("cleanup", "-e", "cleanup_build_cache=false", "-e", "cleanup_replaced_db_days=0"))
+    databases = server.psql("SELECT datname FROM pg_database").split()
+    assert not [d for d in databases if d.startswith(name + "__replaced_")], databases
+    assert name in databases and shop.http("/api/health/")[0] == 200
