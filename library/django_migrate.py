@@ -178,7 +178,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.args import app_container_spec, database_container_spec, full_env, lock_heartbeat_spec
 from ansible.module_utils.smart_deploy.lock import Heartbeat
 from ansible.module_utils.smart_deploy.oneoff import DriverError, limits_problem, oneoff_limits, oneoff_name, run_driver
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, docker_ok, same_state
+from ansible.module_utils.smart_deploy.pgclient import HOST_GATEWAY, PgServer
+from ansible.module_utils.smart_deploy.pgclient import database_problem as server_problem
+from ansible.module_utils.smart_deploy.pgexec import PsqlError, docker_ok, same_state, server_state
 
 STATE_KEYS = ("applied_count", "migrations_fingerprint", "schema_fingerprint")
 
@@ -197,9 +199,14 @@ def database_problem(params):
     return None
 
 
+def extra_hosts(params):
+    """An external server may be on this host (host.docker.internal): the one-off containers resolve that name."""
+    return [HOST_GATEWAY] if params.get("db_mode") == "external" else None
+
+
 def read_state(module, docker, params):
     try:
-        state = database_state(docker, params["db_container"], params["db_user"], params["db_name"])
+        state = server_state(PgServer.from_params(docker, params, labels={"smart-deploy.app": params["name_prefix"]}), params["db_name"])
     except PsqlError as exc:
         module.fail_json(msg="cannot read the database's migration state: %s" % exc, stale=False)
     return {k: v for k, v in state.items() if k in STATE_KEYS}
@@ -223,7 +230,7 @@ def reverse(module, params):
             project_dir=params["project_dir"], timeout=params["timeout"], source=params["driver_source"],
             input_data={"applied": params["reverse_applied"], "faked": params["reverse_faked"],
                         "applied_before": params["applied_before"], "advisory_key": advisory_key(params["name_prefix"])},
-            limits=oneoff_limits(params),
+            limits=oneoff_limits(params), extra_hosts=extra_hosts(params),
         )  # fmt: skip
     except DriverError as exc:
         result["reasons"].append("reversing failed: %s" % exc)
@@ -277,7 +284,7 @@ def apply(module, params):
             labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"], project_dir=params["project_dir"],
             input_data={"expected_plan": plan, "fake": fake, "advisory_key": advisory_key(params["name_prefix"]),
                         "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"]},
-            timeout=params["timeout"], source=params["driver_source"], limits=oneoff_limits(params),
+            timeout=params["timeout"], source=params["driver_source"], limits=oneoff_limits(params), extra_hosts=extra_hosts(params),
         )  # fmt: skip
     except DriverError as exc:
         result["migration_state"]["after"] = state()
@@ -323,7 +330,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    problem = limits_problem(oneoff_limits(params), "the one-off container") or database_problem(params)
+    problem = server_problem(params) or limits_problem(oneoff_limits(params), "the one-off container") or database_problem(params)
     if problem:
         module.fail_json(msg=problem, stale=False)
     with Heartbeat.from_params(params.get("lock")):

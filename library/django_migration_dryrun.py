@@ -10,7 +10,8 @@ DOCUMENTATION = r"""
 module: django_migration_dryrun
 short_description: Rehearse a release's Django migrations on a scratch copy of production
 description:
-  - Reads production's migration state with C(psql) in the database container (no application code
+  - Reads production's migration state with C(psql) in the database container, or for an external server
+    (O(db_mode=external)) in a client container of its major version (no application code
     touches production), then runs smart-deploy's driver in a container of the new release image with
     no network at all to compute the plan and the pre-checks (inconsistent history, conflicting leaf
     migrations, model changes without migrations). Nothing pending ends there, without a copy.
@@ -38,7 +39,8 @@ options:
     type: str
     required: true
   db_image:
-    description: Image of the scratch database. Defaults to the production container's image, so versions match.
+    description: Image of the scratch database. Defaults to the production container's image (for an external server, the
+      client image of its major version, O(db_client_image)), so versions match.
     type: str
   app_name:
     description: Application name, prefix of the scratch resources.
@@ -176,7 +178,8 @@ from ansible.module_utils.smart_deploy.args import (
 from ansible.module_utils.smart_deploy.lock import Heartbeat
 from ansible.module_utils.smart_deploy.oneoff import DriverError, limits_problem, oneoff_limits, oneoff_name, run_driver
 from ansible.module_utils.smart_deploy.pgcatalog import copy_plan, disk_check, disk_refusal, dump_pattern, human_bytes
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state
+from ansible.module_utils.smart_deploy.pgclient import PgServer, database_problem
+from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state, server_state
 from ansible.module_utils.smart_deploy.scratch import (
     SCRATCH_SHM_BYTES,
     Interrupted,
@@ -201,19 +204,27 @@ class NotEnoughDisk(RehearsalError):
     """Too little free disk for the copy: raised before anything is created."""
 
 
+def production_server(docker, params):
+    """Production's server and the login the copy and the state reads use (module_utils/smart_deploy/pgclient.py)."""
+    return PgServer.from_params(docker, params, labels={"smart-deploy.app": params["app_name"]})
+
+
 def copy_database(docker, params, scratch, plan):
-    """Stream production into the scratch database: pg_dump in the production container, pg_restore in
-    the scratch one, rows left out for the tables the plan keeps schema-only. Returns bytes moved."""
+    """Stream production into the scratch database: pg_dump in the production container (or, for an external
+    server, in a client container of its major version, over the network), pg_restore in the scratch one,
+    rows left out for the tables the plan keeps schema-only. Returns bytes moved."""
     import subprocess
     import tempfile
 
-    dump_cmd = [docker, "exec", params["db_container"], "pg_dump", "-Fc", "-Z0", "-U", params["db_user"], "-d", params["db_name"]]
-    dump_cmd += ["--exclude-table-data=%s" % dump_pattern(table) for table in plan["tables_schema_only"]]
+    server = production_server(docker, params)
+    dump_args = ["pg_dump", "-Fc", "-Z0", "-U", params["db_user"], "-d", params["db_name"]]
+    dump_args += ["--exclude-table-data=%s" % dump_pattern(table) for table in plan["tables_schema_only"]]
+    dump_cmd = server.command(dump_args)
     restore_cmd = [docker, "exec", "-i", scratch.container, "pg_restore", "--no-owner", "--no-acl", "--exit-on-error",
                    "-U", scratch.user, "-d", scratch.database]  # fmt: skip
     moved = 0
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err:
-        dump = subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err)
+        dump = subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err, env=server.environ())
         restore = subprocess.Popen(restore_cmd, stdin=subprocess.PIPE, stderr=restore_err)
         try:
             for chunk in iter(lambda: dump.stdout.read(1 << 20), b""):
@@ -238,9 +249,16 @@ def copy_database(docker, params, scratch, plan):
 
 
 def read_production(docker, params):
-    if not container_running(docker, params["db_container"]):
+    server = production_server(docker, params)
+    if not server.external and not container_running(docker, params["db_container"]):
         return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
-    state = database_state(docker, params["db_container"], params["db_user"], params["db_name"], with_tables=True)
+    # an external server is not started by smart-deploy: one that does not answer is an error, not "no production";
+    # a server without the app's database yet (the first deploy: roles/database creates it) has no production
+    if server.external:
+        literal = "'%s'" % params["db_name"].replace("'", "''")
+        if server.psql("SELECT count(*) FROM pg_database WHERE datname = %s" % literal, database="postgres") == "0":
+            return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
+    state = server_state(server, params["db_name"], with_tables=True)
     state["exists"] = True
     return state
 
@@ -271,7 +289,10 @@ def rehearse(module, docker, params, report, production):
         )
     report["copy"] = dict(plan, skipped=False, production_exists=production["exists"])
     check_disk(docker, params, report, plan)
-    image = params["db_image"] or image_of(docker, params["db_container"]) or "postgres:15-bookworm"
+    if params.get("db_mode") == "external":  # a scratch server of production's major version, so its dump restores
+        image = params["db_image"] or production_server(docker, params).image()
+    else:
+        image = params["db_image"] or image_of(docker, params["db_container"]) or "postgres:15-bookworm"
     scratch = Scratch(docker, params["app_name"], image, limits=scratch_limits(params))
     report["scratch"]["run_id"] = scratch.run_id
     try:
@@ -410,8 +431,10 @@ def main():
         module.fail_json(msg="small_table_bytes must be >= 0 and timeout >= 1")
     if params["disk_factor"] < 0 or params["disk_margin_mb"] < 0:
         module.fail_json(msg="disk_factor and disk_margin_mb must be >= 0")
-    problem = limits_problem(oneoff_limits(params), "the one-off containers") or limits_problem(
-        scratch_limits(params), "the scratch database", SCRATCH_SHM_BYTES, "its shared memory"
+    problem = (
+        database_problem(params)
+        or limits_problem(oneoff_limits(params), "the one-off containers")
+        or limits_problem(scratch_limits(params), "the scratch database", SCRATCH_SHM_BYTES, "its shared memory")
     )
     if problem:
         module.fail_json(msg=problem)

@@ -59,6 +59,7 @@ LONGEST_FIRST = (
     "integration/test_daily_verbs.py",  # (596; about 490 without the migration deploy under load, now in test_validation)
     "integration/test_malformed_inputs.py",  # (307)
     "integration/test_least_privilege.py",  # (274)
+    "integration/test_external_db.py",  # (221, measured beside another test file)
     "integration/test_concurrency.py",  # (233)
     "integration/test_secrets.py",  # (222)
     "integration/test_missing_migrations.py",  # (195)

@@ -20,6 +20,10 @@ APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 PG_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+# A host name or address a container connects to (letters, digits, '.', '-', '_', ':' for IPv6).
+DB_HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
+DB_MODES = ("container", "external")
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ROUTE_PATH_RE = re.compile(r"^/[A-Za-z0-9/_.~-]*$")
 # docker logs --since: a Go duration (10m, 1h30m, 45s), a unix time, or an RFC 3339 date/time
@@ -89,6 +93,7 @@ GROUPS = {
         "smart_deploy_django_component",
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
+        "smart_deploy_db_mode", "smart_deploy_db_host", "smart_deploy_db_port", "smart_deploy_db_sslmode", "smart_deploy_db_client_image",
         "smart_deploy_app_env", "smart_deploy_app_secret_env", "health_check_endpoints", "smart_deploy_routes",
         "smart_deploy_accept",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
@@ -397,6 +402,7 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     for key in ("smart_deploy_db_name", "smart_deploy_db_user"):
         if key in v and (not isinstance(v[key], str) or not PG_NAME_RE.match(v[key])):
             problems.append("%s must be 1-48 letters, digits or '_', got %r" % (key, v[key]))
+    problems += database_problems(v)
     if "smart_deploy_http_bind" in v:
         try:
             ipaddress.ip_address(str(v["smart_deploy_http_bind"]))
@@ -437,6 +443,35 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     for key in BOOLEANS:
         if key in v and as_bool(v[key]) is None:
             problems.append("%s must be true or false, got %s" % (key, describe(v[key])))
+    return problems
+
+
+def database_problems(v: dict) -> List[str]:
+    """Where the database is: smart_deploy_db_mode and, for an external server, its host, port and sslmode."""
+    problems = []
+    mode = v.get("smart_deploy_db_mode", "container")
+    if mode not in DB_MODES:
+        return ["smart_deploy_db_mode must be container (smart-deploy runs PostgreSQL) or external (your own server), got %s"
+                % describe(mode)]  # fmt: skip
+    port = as_int(v["smart_deploy_db_port"]) if "smart_deploy_db_port" in v else 5432
+    if port is None or not 1 <= port <= 65535:
+        problems.append("smart_deploy_db_port must be a port number 1-65535, got %s" % describe(v.get("smart_deploy_db_port")))
+    elif mode == "container" and port != 5432:
+        problems.append("smart_deploy_db_port is %d, but the database container listens on 5432: set it only with "
+                        "smart_deploy_db_mode: external" % port)  # fmt: skip
+    if "smart_deploy_db_sslmode" in v and v["smart_deploy_db_sslmode"] not in SSLMODES:
+        problems.append("smart_deploy_db_sslmode must be one of %s, got %s" % (", ".join(SSLMODES), describe(v["smart_deploy_db_sslmode"])))
+    if mode == "external":
+        host = v.get("smart_deploy_db_host")
+        if not host:
+            problems.append("smart_deploy_db_host is required with smart_deploy_db_mode: external - the server's host name or address "
+                            "as the app's containers reach it (host.docker.internal for a server on the target itself)")  # fmt: skip
+        elif not isinstance(host, str) or not DB_HOST_RE.match(host):
+            problems.append("smart_deploy_db_host must be a host name or an IP address, got %s" % describe(host))
+        image = v.get("smart_deploy_db_client_image", "postgres:{major}-bookworm")
+        if not isinstance(image, str) or not image or " " in image:
+            problems.append("smart_deploy_db_client_image must be an image name (with {major} for the server's major version), got %s"
+                            % describe(image))  # fmt: skip
     return problems
 
 

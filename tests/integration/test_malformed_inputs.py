@@ -113,6 +113,11 @@ CASES = [
         extra={"health_check_endpoints": [{"name": "health", "path": "api/health/"}]},
     ),
     Case("db-container-with-space", "smart_deploy_db_container must be a Docker name", extra={"smart_deploy_db_container": "shop db"}),
+    Case(
+        "external-db-without-host",
+        "smart_deploy_db_host is required with smart_deploy_db_mode: external",
+        extra={"smart_deploy_db_mode": "external"},
+    ),
     Case("backup-keep-zero", "db_backup_keep must be a whole number >= 1, got 0", extra={"db_backup_keep": 0}),
     Case("empty-db-password", "smart_deploy_db_password is empty", extra={"smart_deploy_db_password": ""}),
     Case("missing-secret-key", "smart_deploy_django_secret_key is not set", extra={"smart_deploy_django_secret_key": None}),

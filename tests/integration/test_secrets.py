@@ -10,6 +10,7 @@ that cannot start (the gate printed its whole `docker inspect` before), and a ch
 itself finds a planted canary.
 """
 
+import hashlib
 import json
 
 import pytest
@@ -76,11 +77,19 @@ def test_a_container_that_cannot_start_fails_its_gate_without_printing_its_envir
 
 
 def test_the_analysis_the_rehearsal_and_the_app_tests_never_get_production_secrets(shop):
-    """They run the release's code away from production: the same variable names, throwaway values."""
-    shop.write("backend/src/catalog/tests_env.py", "import os\n\nfrom django.test import SimpleTestCase\n\n\n"
+    """They run the release's code away from production: the same variable names (every name of the
+    inventory's smart_deploy_app_secret_env), throwaway values - the database's names (POSTGRES_PASSWORD,
+    DATABASE_URL) hold the throwaway database's - and no production secret under any name (the database
+    superuser's, owner's and app role's passwords included)."""
+    # the secrets' digests, not the secrets, go into the test's source (it is built into an image)
+    digests = sorted(hashlib.sha256(c.encode()).hexdigest() for c in (shop.db_password, shop.secret_key, shop.app_secret,
+                                                                       shop.owner_password(), shop.app_password()))  # fmt: skip
+    shop.write("backend/src/catalog/tests_env.py", "import hashlib\nimport os\n\nfrom django.test import SimpleTestCase\n\n\n"
                "class Env(SimpleTestCase):\n    def test_secrets_are_placeholders(self):\n"
                "        for name in ('DJANGO_SECRET_KEY', 'SHOP_PAYMENT_KEY'):\n"
-               "            self.assertTrue(os.environ[name].startswith('smart-deploy-placeholder'), name)\n")  # fmt: skip
+               "            self.assertTrue(os.environ[name].startswith('smart-deploy-placeholder'), name)\n"
+               "        found = [n for n, v in os.environ.items() if hashlib.sha256(v.encode()).hexdigest() in %r]\n"
+               "        self.assertEqual(found, [], 'production secrets')\n" % (digests,))  # fmt: skip
     shop.commit("a test that looks at its environment")
     result = shop.playbook("build", "-v")
     assert result.returncode == 0, "the app's test saw a production secret:\n" + result.stdout[-4000:]

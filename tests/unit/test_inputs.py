@@ -69,6 +69,21 @@ def test_the_sample_shop_settings_are_fine():
         ({"smart_deploy_app_env": {"BAD-NAME": "x"}}, "not an environment variable name"),
         ({"smart_deploy_app_secret_env": {"KEY": 12345}}, "smart_deploy_app_secret_env.KEY is a number"),
         ({"smart_deploy_db_container": "shop db"}, "smart_deploy_db_container must be a Docker name"),
+        ({"smart_deploy_db_mode": "managed"}, "smart_deploy_db_mode must be container (smart-deploy runs PostgreSQL) or external"),
+        (
+            {"smart_deploy_db_mode": "external", "smart_deploy_db_host": ""},
+            "smart_deploy_db_host is required with smart_deploy_db_mode: external",
+        ),
+        (
+            {"smart_deploy_db_mode": "external", "smart_deploy_db_host": "db host"},
+            "smart_deploy_db_host must be a host name or an IP address",
+        ),
+        (
+            {"smart_deploy_db_mode": "external", "smart_deploy_db_host": "db", "smart_deploy_db_port": 70000},
+            "smart_deploy_db_port must be a port number 1-65535, got 70000",
+        ),
+        ({"smart_deploy_db_port": 6432}, "smart_deploy_db_port is 6432, but the database container listens on 5432"),
+        ({"smart_deploy_db_sslmode": "maybe"}, "smart_deploy_db_sslmode must be one of disable, allow, prefer, require"),
         ({"smart_deploy_release": "../x"}, "smart_deploy_release must be"),
         ({"db_backup_keep": 0}, "db_backup_keep must be a whole number >= 1, got 0"),
         ({"db_backup_keep": "ten"}, "db_backup_keep must be a whole number >= 1, got 'ten'"),
@@ -272,3 +287,9 @@ def test_accepted_abort_codes_are_checked(accept, problem):
         assert problems == []
     else:
         assert len(problems) == 1 and problem in problems[0] and problems[0].startswith("smart_deploy_accept")
+
+
+def test_an_external_server_on_another_port_is_fine():
+    external = dict(GOOD, smart_deploy_db_mode="external", smart_deploy_db_host="host.docker.internal", smart_deploy_db_port=6432,
+                    smart_deploy_db_sslmode="require")  # fmt: skip
+    assert app_problems(external) == []
