@@ -42,10 +42,11 @@ options:
     description: Image of the scratch database. Defaults to the production container's image (for an external server, the
       client image of its major version, O(db_client_image)), so versions match.
     type: str
-  app_name:
-    description: Application name, prefix of the scratch resources.
+  app:
+    description: Application name, prefix of the scratch resources (the name every smart-deploy module calls C(app)).
     type: str
     required: true
+    aliases: [app_name]
   rehearse:
     description: Copy and rehearse. V(false) stops after the plan and the pre-checks.
     type: bool
@@ -101,7 +102,7 @@ EXAMPLES = r"""
     db_container: shop-db
     db_name: shop
     db_user: shop
-    app_name: shop
+    app: shop
     env: "{{ shop_container_env }}"
     disk_factor: 2.0
     disk_margin_mb: 512
@@ -115,7 +116,7 @@ EXAMPLES = r"""
     db_container: shop-db
     db_name: shop
     db_user: shop
-    app_name: shop
+    app: shop
     rehearse: false
   register: plan
 """
@@ -206,7 +207,7 @@ class NotEnoughDisk(RehearsalError):
 
 def production_server(docker, params):
     """Production's server and the login the copy and the state reads use (module_utils/smart_deploy/pgclient.py)."""
-    return PgServer.from_params(docker, params, labels={"smart-deploy.app": params["app_name"]})
+    return PgServer.from_params(docker, params, labels={"smart-deploy.app": params["app"]})
 
 
 def copy_database(docker, params, scratch, plan):
@@ -293,7 +294,7 @@ def rehearse(module, docker, params, report, production):
         image = params["db_image"] or production_server(docker, params).image()
     else:
         image = params["db_image"] or image_of(docker, params["db_container"]) or "postgres:15-bookworm"
-    scratch = Scratch(docker, params["app_name"], image, limits=scratch_limits(params))
+    scratch = Scratch(docker, params["app"], image, limits=scratch_limits(params))
     report["scratch"]["run_id"] = scratch.run_id
     try:
         started = time.monotonic()
@@ -309,7 +310,7 @@ def rehearse(module, docker, params, report, production):
             report["errors"].append("the copy's schema or migration history differs from production's: the copy cannot be trusted")
             return
         started = time.monotonic()
-        name = oneoff_name("%s-scratch" % params["app_name"])
+        name = oneoff_name("%s-scratch" % params["app"])
         try:
             result, _output = run_driver(
                 docker, params["image"], "rehearse", scratch.env(params["full_env"]), network=scratch.network, name=name,
@@ -372,7 +373,7 @@ def image_of(docker, container):
 def analyze_and_rehearse(module, docker, params, report):
     """Sweep what killed runs left, read production, analyse the release offline, and rehearse on a copy
     when something is pending; fills ``report``."""
-    report["scratch"]["swept"] = sweep(docker, params["app_name"])
+    report["scratch"]["swept"] = sweep(docker, params["app"])
     production = read_production(docker, params)
     report["production"] = {
         k: production[k] for k in ("exists", "applied", "applied_count", "migrations_fingerprint", "schema_fingerprint")
@@ -381,8 +382,8 @@ def analyze_and_rehearse(module, docker, params, report):
     t0 = time.monotonic()
     try:
         analysis, _output = run_driver(
-            docker, params["image"], "analyze", offline_env(params), network="none", name=oneoff_name(params["app_name"]),
-            labels={"smart-deploy.app": params["app_name"]}, python=params["python"], project_dir=params["project_dir"],
+            docker, params["image"], "analyze", offline_env(params), network="none", name=oneoff_name(params["app"]),
+            labels={"smart-deploy.app": params["app"]}, python=params["python"], project_dir=params["project_dir"],
             input_data={"applied": production["applied"]}, timeout=300, source=params["driver_source"],
             limits=oneoff_limits(params),
         )  # fmt: skip
@@ -410,7 +411,7 @@ def main():
     spec.update(
         image=dict(type="str", required=True),
         db_image=dict(type="str"),
-        app_name=dict(type="str", required=True),
+        app=dict(type="str", required=True, aliases=["app_name"]),
         rehearse=dict(type="bool", default=True),
         small_table_bytes=dict(type="int", default=8 * 1024 * 1024),
         slow_seconds=dict(type="float", default=5.0),

@@ -22,18 +22,19 @@ description:
     C(SMART_DEPLOY_DB_HOST/PORT/NAME/USER/PASSWORD), C(POSTGRES_*) and C(DATABASE_URL) in its environment
     (so does the driver).
   - Both containers run within memory, CPU and process limits (O(oneoff_memory), O(scratch_memory)...).
-    Their resources are labelled C(smart-deploy.app=<app_name>), C(smart-deploy.scratch=<run id>) and
-    C(smart-deploy.purpose=tests), and named C(<app_name>-tests-...).
+    Their resources are labelled C(smart-deploy.app=<app>), C(smart-deploy.scratch=<run id>) and
+    C(smart-deploy.purpose=tests), and named C(<app>-tests-...).
   - Fails when the tests fail, with the end of their output; nothing of production is involved.
 options:
   image:
     description: Image holding the app and its tests (the release's backend image).
     type: str
     required: true
-  app_name:
-    description: Application name, prefix of the throwaway resources.
+  app:
+    description: Application name, prefix of the throwaway resources (the name every smart-deploy module calls C(app)).
     type: str
     required: true
+    aliases: [app_name]
   db_image:
     description: PostgreSQL image of the throwaway database.
     type: str
@@ -72,7 +73,7 @@ EXAMPLES = r"""
 - name: Run the app's tests in the new image
   django_test:
     image: shop-backend:3f2a1b9c0d1e
-    app_name: shop
+    app: shop
     env:
       DJANGO_ALLOWED_HOSTS: "*"
     secret_env:
@@ -219,7 +220,7 @@ def main():
     spec.update(lock_heartbeat_spec())
     spec.update(
         image=dict(type="str", required=True),
-        app_name=dict(type="str", required=True),
+        app=dict(type="str", required=True, aliases=["app_name"]),
         db_image=dict(type="str", default="postgres:15-bookworm"),
         command=dict(type="list", elements="str", default=["python", "manage.py", "test", "--noinput"]),
         timeout=dict(type="int", default=1200),
@@ -237,9 +238,9 @@ def main():
         module.fail_json(msg=problem)
     docker = module.get_bin_path(params["docker_cli"], required=True)
     restore_signals = raise_on_signals()
-    scratch = Scratch(docker, params["app_name"], params["db_image"], purpose=PURPOSE, limits=scratch_limits(params))
+    scratch = Scratch(docker, params["app"], params["db_image"], purpose=PURPOSE, limits=scratch_limits(params))
     tmpdir = tempfile.mkdtemp(prefix="smart-deploy-tests-")
-    name = oneoff_name("%s-%s" % (params["app_name"], PURPOSE))
+    name = oneoff_name("%s-%s" % (params["app"], PURPOSE))
     output, passed, counts, started = "", False, {}, time.monotonic()
     try:
         with Heartbeat.from_params(params.get("lock")):
