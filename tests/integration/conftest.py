@@ -4,6 +4,7 @@ afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -311,9 +312,10 @@ class ExternalPostgres:
         raise AssertionError("the external PostgreSQL did not start: %s" % run(["docker", "logs", "--tail", "20", self.name]).stderr)
 
     def query(self, sql: str, database: str = "postgres", check: bool = True) -> subprocess.CompletedProcess:
+        # the server's own psql (this machine may have none), over TCP on the loopback as a client would
         env = dict(os.environ, PGPASSWORD=self.password, PGCONNECT_TIMEOUT="5")
-        result = run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database,
-                      "-c", sql], env=env)  # fmt: skip
+        result = run(["docker", "exec", "-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", self.name, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
+                      "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql], env=env)  # fmt: skip
         if check:
             assert result.returncode == 0, result.stderr
         return result
@@ -334,16 +336,23 @@ class ExternalPostgres:
         run(["docker", "rm", "-f", "-v", self.name])
 
 
-@pytest.fixture(scope="module")
-def external_postgres(module_deployment):
-    """An external PostgreSQL server for the module's deployment, which is set to use it (before any deploy)."""
-    server = ExternalPostgres("%s-extpg" % module_deployment.name, module_deployment.name.replace("-", "_"), module_deployment.db_password)
+@contextlib.contextmanager
+def external_postgres_for(deployment: Deployment):
+    """An external PostgreSQL server for ``deployment``, which is set to use it (before any deploy)."""
+    server = ExternalPostgres("%s-extpg" % deployment.name, deployment.name.replace("-", "_"), deployment.db_password)
     try:
         server.start()
-        module_deployment.use_external_db(server)
+        deployment.use_external_db(server)
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="module")
+def external_postgres(module_deployment):
+    """An external PostgreSQL server for the module's deployment, which is set to use it (before any deploy)."""
+    with external_postgres_for(module_deployment) as server:
+        yield server
 
 
 def assert_ok(result):

@@ -28,6 +28,7 @@ class Notes(Deployment):
         self.db_password = "Canary/pw@%s:%s" % (token, secrets.token_hex(4))
         self.secret_key = "CanarySK-%s-%s" % (token, secrets.token_hex(16))
         self.app_secret = "CanaryAS-%s" % token
+        self.external_db = None
         shutil.copytree(ROOT / "examples" / "notes", self.source, ignore=shutil.ignore_patterns("__pycache__", "wheels"))
         self.git("init", "-q")
         self.report = workdir / "components.json"
