@@ -96,7 +96,9 @@ def release_whose_backend_cannot_start(shop):
     # a data migration: undoing it cannot be proven lossless, so the backup is restored
     releases.add_noop_data_migration(shop)
     releases.break_backend_start_command(shop)
-    return [], "keeps exiting"
+    # the gate's own words depend on when it looks ("keeps exiting" while Docker restarts it, "exited and was
+    # restarted" once it runs again): assert_the_gate_failed_fast_with_the_logs checks them, this the step
+    return [], "Wait until each new container runs and answers its health path: Container"
 
 
 def release_failing_its_health_check(shop):
