@@ -54,18 +54,15 @@ def run_module(capsys):
 # runs whole on one worker (--dist loadfile), so the longest ones start first and no long file is the last
 # one left running while the other workers idle. Files not listed follow, in the order pytest collects them.
 LONGEST_FIRST = (
-    "integration/test_safety_net.py",  # (793)
+    "integration/test_safety_net.py",  # (793; more with test_hooks' and test_secrets' tests, now here on its deployment)
     "integration/test_validation.py",  # (499; about 570 with test_deploy_shop's checks and the migration deploy under load)
     "integration/test_daily_verbs.py",  # (596; about 490 without the migration deploy under load, now in test_validation)
     "integration/test_malformed_inputs.py",  # (307)
     "integration/test_least_privilege.py",  # (274)
     "integration/test_concurrency.py",  # (233)
-    "integration/test_secrets.py",  # (222)
     "integration/test_validation_syncdb.py",  # (192)
-    "integration/test_hooks.py",  # (about 180: 127 alone, -n 1, on a quiet machine)
     "molecule/test_cleanup.py",  # (171)
-    "integration/test_scratch_lock_and_sql.py",  # (169)
-    "integration/test_retention.py",  # (127)
+    "integration/test_scratch_lock_and_sql.py",  # (169; more with test_retention's series, now here on its deployment)
     "integration/test_app_tests_own_settings.py",  # (18 alone, -n 1, notes wheels and image cached; more on a fresh clone)
     "lint/test_lint.py",  # (68)
     "molecule/test_default.py",  # (67)
