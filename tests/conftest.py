@@ -54,12 +54,11 @@ def run_module(capsys):
 # runs whole on one worker (--dist loadfile), so the longest ones start first and no long file is the last
 # one left running while the other workers idle. Files not listed follow, in the order pytest collects them.
 LONGEST_FIRST = (
-    "integration/test_safety_net.py",  # (793; more with test_hooks' and test_secrets' tests, now here on its deployment)
+    "integration/test_safety_net.py",  # (793; more with test_hooks', test_secrets' and test_concurrency's tests, now here)
     "integration/test_validation.py",  # (499; about 570 with test_deploy_shop's checks and the migration deploy under load)
     "integration/test_daily_verbs.py",  # (596; about 490 without the migration deploy under load, now in test_validation)
     "integration/test_malformed_inputs.py",  # (307)
     "integration/test_least_privilege.py",  # (274)
-    "integration/test_concurrency.py",  # (233)
     "integration/test_validation_syncdb.py",  # (192)
     "molecule/test_cleanup.py",  # (171)
     "integration/test_scratch_lock_and_sql.py",  # (169; more with test_retention's series, now here on its deployment)
