@@ -108,7 +108,8 @@ def release_whose_backend_cannot_start(shop):
     # a data migration: undoing it cannot be proven lossless, so the backup is restored
     releases.add_noop_data_migration(shop)
     releases.break_backend_start_command(shop)
-    return [], "keeps exiting"
+    # the gate's two words for it, depending on whether Docker is restarting it at the moment it looks
+    return [], ("keeps exiting", "exited and was restarted")
 
 
 def release_failing_its_health_check(shop):
@@ -141,7 +142,7 @@ def test_a_failure_at_each_step_puts_code_and_database_back(shop, step, make_rel
         assert shop.psql("SELECT count(*) FROM catalog_product WHERE sku = 'CONCURRENT-1'") == "1"
         shop.psql("DELETE FROM catalog_product WHERE sku = 'CONCURRENT-1'")
     last = assert_back_on_previous_release(shop, before)
-    assert reason in last["reason"], last["reason"]
+    assert any(said in last["reason"] for said in ((reason,) if isinstance(reason, str) else reason)), last["reason"]
     assert database_back in last["rollback"]["database"], last["rollback"]
     assert last["backup"], "the pre-deploy backup is recorded with the failed attempt"
     if step == "container_start":
