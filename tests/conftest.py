@@ -54,14 +54,16 @@ def run_module(capsys):
 # runs whole on one worker (--dist loadfile), so the longest ones start first and no long file is the last
 # one left running while the other workers idle. Files not listed follow, in the order pytest collects them.
 LONGEST_FIRST = (
-    "integration/test_safety_net.py",  # (793; more with test_hooks', test_secrets' and test_concurrency's tests, now here)
+    # (793 + test_secrets' 222, test_concurrency's 233 and test_hooks' about 180, less their own shop deploys and
+    # secrets' container-start deploy: about 1150 - below a third of the suite's worker time, so not the critical path)
+    "integration/test_safety_net.py",
     "integration/test_validation.py",  # (499; about 570 with test_deploy_shop's checks and the migration deploy under load)
     "integration/test_daily_verbs.py",  # (596; about 490 without the migration deploy under load, now in test_validation)
     "integration/test_malformed_inputs.py",  # (307)
     "integration/test_least_privilege.py",  # (274)
+    "integration/test_scratch_lock_and_sql.py",  # (169 + test_retention's 127 less its own shop deploy: about 230)
     "integration/test_validation_syncdb.py",  # (192)
-    "molecule/test_cleanup.py",  # (171)
-    "integration/test_scratch_lock_and_sql.py",  # (169; more with test_retention's series, now here on its deployment)
+    "molecule/test_cleanup.py",  # (171 before releases two and three became frontend-only deploys)
     "integration/test_app_tests_own_settings.py",  # (18 alone, -n 1, notes wheels and image cached; more on a fresh clone)
     "lint/test_lint.py",  # (68)
     "molecule/test_default.py",  # (67)
