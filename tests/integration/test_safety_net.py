@@ -506,12 +506,12 @@ def test_the_hooks_run_around_each_step_with_the_release_facts(shop):
     for name in TRACED:
         args += ["-e", "%s=%s" % (name, hook_file(shop, name, TRACE_HOOK.format(name=name, trace=trace)))]
     # the before-switch and after-health-check hooks also do real work: both in one file each
-    before_switch = hook(
+    before_switch = hook_file(
         shop,
         "before-switch",
         BEFORE_SWITCH_HOOK.format(volume=volume, marker=marker) + TRACE_HOOK.format(name="release_before_switch_tasks_file", trace=trace),
     )
-    notify = hook(
+    notify = hook_file(
         shop, "notify", NOTIFY_HOOK.format(path=notification) + TRACE_HOOK.format(name="health_check_after_tasks_file", trace=trace)
     )
     args += ["-e", "release_before_switch_tasks_file=%s" % before_switch, "-e", "health_check_after_tasks_file=%s" % notify]
