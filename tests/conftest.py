@@ -54,8 +54,8 @@ def run_module(capsys):
 # runs whole on one worker (--dist loadfile), so the longest ones start first and no long file is the last
 # one left running while the other workers idle. Files not listed follow, in the order pytest collects them.
 LONGEST_FIRST = (
-    # (793 + test_secrets' 222, test_concurrency's 233 and test_hooks' about 180, less their own shop deploys and
-    # secrets' container-start deploy: about 1150 - below a third of the suite's worker time, so not the critical path)
+    # (793 before; with test_secrets', test_concurrency's and test_hooks' tests on its deployment: 814 alone, -n 1, on
+    # the shared machine - about 1000-1150 expected on three workers, below a third of the suite's worker time)
     "integration/test_safety_net.py",
     "integration/test_validation.py",  # (499; about 570 with test_deploy_shop's checks and the migration deploy under load)
     "integration/test_daily_verbs.py",  # (596; about 490 without the migration deploy under load, now in test_validation)
