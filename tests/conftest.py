@@ -54,21 +54,19 @@ def run_module(capsys):
 # runs whole on one worker (--dist loadfile), so the longest ones start first and no long file is the last
 # one left running while the other workers idle. Files not listed follow, in the order pytest collects them.
 LONGEST_FIRST = (
-    "integration/test_safety_net.py",  # (793)
+    # (793 before; with test_secrets', test_concurrency's and test_hooks' tests on its deployment: 814 alone, -n 1, on
+    # the shared machine - about 1000-1150 expected on three workers, below a third of the suite's worker time)
+    "integration/test_safety_net.py",
     "integration/test_validation.py",  # (499; about 570 with test_deploy_shop's checks and the migration deploy under load)
     "integration/test_daily_verbs.py",  # (596; about 490 without the migration deploy under load, now in test_validation)
     "integration/test_notes.py",  # (456 alone, -n 1, beside other engineers' runs: three deploys, two validations)
     "integration/test_malformed_inputs.py",  # (307)
     "integration/test_least_privilege.py",  # (274)
-    "integration/test_external_db.py",  # (221, measured beside another test file)
-    "integration/test_concurrency.py",  # (233)
-    "integration/test_secrets.py",  # (222)
+    "integration/test_external_db.py",  # (223 alone, -n 1: two deploys of the notes app and a cleanup)
+    "integration/test_scratch_lock_and_sql.py",  # (169 + test_retention's 127 less its own shop deploy: about 230)
     "integration/test_missing_migrations.py",  # (195)
     "integration/test_validation_syncdb.py",  # (192)
-    "integration/test_hooks.py",  # (about 180: 127 alone, -n 1, on a quiet machine)
-    "molecule/test_cleanup.py",  # (171)
-    "integration/test_scratch_lock_and_sql.py",  # (169)
-    "integration/test_retention.py",  # (127)
+    "molecule/test_cleanup.py",  # (171 before releases two and three became frontend-only deploys)
     "integration/test_components.py",  # (about 120: one build of the notes image, the proxy, two role-level runs)
     "integration/test_dev_any_app.py",  # (95 alone, -n 1, notes wheels cached: one image build, one dev up/down)
     "integration/test_app_tests_own_settings.py",  # (18 alone, -n 1, notes wheels and image cached; more on a fresh clone)

@@ -134,7 +134,7 @@ def test_a_failing_app_test_stops_the_deploy_before_any_change(shop):
     build = shop.playbook("build")
     assert_failed(build)
     assert "FAILED (failures=1)" in build.stdout
-    shop.reset_to(shop.base)  # a passing build: test_scratch_lock_and_sql.py, test_secrets.py
+    shop.reset_to(shop.base)  # a passing build: test_scratch_lock_and_sql.py, test_safety_net.py (its secrets section)
 
 
 def test_cleanup_keeps_what_the_live_and_previous_release_need(shop):
