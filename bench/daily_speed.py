@@ -11,8 +11,9 @@ Deploys the sample shop under a name of its own, then measures, each as the wall
 - rollback: `rollback.yml` to the release before a code-only deploy (the kept containers start, pass
             their health gate while the live ones serve, the proxy switches, the old ones drain), with
             the time to serving the run reports (from the start of the switch to the proxy serving it);
-- failure:  a deploy whose new backend container exits at once (the container_start fault switch): the
-            seconds the health gate waited before failing, as the run reports them.
+- failure:  a deploy whose new backend container exits at once (a release whose start command gunicorn
+            refuses, shop_releases.break_backend_start_command): the seconds the health gate waited
+            before failing, as the run reports them.
 
 Prints one table of medians (and min/max). Loopback only; removes everything it created.
 """
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import ROOT as _ROOT  # noqa: E402,F401  (puts module_utils on the import path)
 from tests.integration.conftest import Deployment, assert_failed, assert_ok  # noqa: E402
+from tests.integration.shop_releases import break_backend_start_command  # noqa: E402
 
 
 def timed(action):
@@ -80,8 +82,9 @@ def main() -> int:
                     rows["rollback: serving after (s)"].append(float(serving.group(1)))
                 deployment.reset_to(target)
 
+                break_backend_start_command(deployment)  # a release whose backend exits at start
                 code_change(deployment, 100 + run)
-                result = deployment.deploy("-e", "smart_deploy_fail_at=container_start")
+                result = deployment.deploy()
                 assert_failed(result)
                 waited = re.search(r"([0-9.]+) s into the health gate", result.stdout)
                 if waited:

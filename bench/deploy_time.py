@@ -44,7 +44,7 @@ MAX_RUNS = 5
 
 # the unavoidable parts: (label, role, the task's name starts with); from the run log's steps
 TASKS = [
-    ("image build: wheelhouse", "build", "Download the backend's Python packages"),
+    ("image build: wheelhouse", "build", "Download the Python packages"),
     ("image build: docker build", "build", "Build the images of this release"),
     ("app tests", "app_tests", "Run the app's tests"),
     ("backup", "db_backup", "Back up the database"),

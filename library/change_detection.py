@@ -36,19 +36,42 @@ options:
     description: Also count uncommitted and untracked changes in the folder (a dirty release).
     type: bool
     default: false
-  rules:
-    description: Category -> glob patterns, relative to O(path). C(*) stays within a folder, C(**) crosses folders.
-    type: dict
-    required: true
-  component_triggers:
-    description: Component -> the categories whose change rebuilds and restarts it.
+  components:
+    description:
+      - The app's components (name -> at least C(context), the build context relative to O(path)), as in
+        C(smart_deploy_components). O(rules), O(component_triggers) and O(database_triggers) not given are
+        derived from them - every file under a component's context is that component's; the migrations
+        (O(migration_paths)) are a category of their own that rebuilds the Django component and runs the
+        database steps, as a change of the Django component does.
+      - Component triggers are kept only for the components given, so the result never names a component
+        the app does not have.
     type: dict
     default: {}
-  database_triggers:
-    description: Categories whose change makes the database steps (rehearsal, backup, migrate) run.
+  django_component:
+    description: The component that holds Django (its changes and the migrations run the database steps).
+    type: str
+    default: backend
+  migration_paths:
+    description: Globs of the migrations; default C(**/migrations/*.py) under the Django component's context.
     type: list
     elements: str
     default: []
+  rules:
+    description:
+      - Category -> glob patterns, relative to O(path). C(*) stays within a folder, C(**) crosses folders.
+      - Given, they replace the rules derived from O(components) as a whole.
+    type: dict
+    default: {}
+  component_triggers:
+    description: Component -> the categories whose change rebuilds and restarts it; given, replaces the derived ones.
+    type: dict
+    default: {}
+  database_triggers:
+    description:
+      - Categories whose change makes the database steps (rehearsal, backup, migrate) run; given (even empty),
+        replaces the derived ones.
+    type: list
+    elements: str
 attributes:
   check_mode:
     support: full
@@ -65,21 +88,39 @@ EXAMPLES = r"""
   change_detection:
     path: "{{ smart_deploy_app_source }}"
     base: "{{ smart_deploy_live.sha | default(omit) }}"
+    # rules derived from the build contexts: backend/** -> backend, frontend/** -> frontend,
+    # backend/**/migrations/*.py -> migrations (which rebuild the backend and run the database steps)
+    components: "{{ smart_deploy_components }}"
+    django_component: backend
+  delegate_to: localhost
+  register: changes
+
+- name: The same with rules of your own (replacing the derived ones as a whole)
+  change_detection:
+    path: "{{ smart_deploy_app_source }}"
+    base: "{{ smart_deploy_live.sha | default(omit) }}"
+    components: "{{ smart_deploy_components }}"
     rules:
       migrations: ["backend/src/*/migrations/**"]
-      backend: ["backend/**"]
-      frontend: ["frontend/**"]
-      infra: ["infra/**"]
+      backend: ["backend/**", "shared/**"]
+      frontend: ["frontend/**", "shared/**"]
     component_triggers:
       backend: [backend, migrations]
       frontend: [frontend]
-      proxy: [infra]
     database_triggers: [backend, migrations]
   delegate_to: localhost
   register: changes
 """
 
 RETURN = r"""
+rules:
+  description: The rules used (given or derived) - C(rules), C(component_triggers), C(database_triggers).
+  returned: always
+  type: dict
+  sample:
+    rules: {backend: ["backend/**"], migrations: ["backend/**/migrations/*.py"]}
+    component_triggers: {backend: [backend, migrations]}
+    database_triggers: [backend, migrations]
 categories:
   description: Category -> the changed files in it.
   returned: always
@@ -120,7 +161,7 @@ first_deploy:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.changes import classify, decide
+from ansible.module_utils.smart_deploy.changes import classify, decide, resolve_rules
 
 
 def git(module, path, *args):
@@ -162,17 +203,21 @@ def main():
             base=dict(type="str"),
             head=dict(type="str", default="HEAD"),
             include_worktree=dict(type="bool", default=False),
-            rules=dict(type="dict", required=True),
+            components=dict(type="dict", default={}),
+            django_component=dict(type="str", default="backend"),
+            migration_paths=dict(type="list", elements="str", default=[]),
+            rules=dict(type="dict", default={}),
             component_triggers=dict(type="dict", default={}),
-            database_triggers=dict(type="list", elements="str", default=[]),
+            database_triggers=dict(type="list", elements="str"),
         ),
         supports_check_mode=True,
     )
     params = module.params
     path, base, head = params["path"], params["base"], params["head"]
-    for category, patterns in params["rules"].items():
-        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            module.fail_json(msg="rules.%s must be a list of glob patterns" % category)
+    resolved, problems = resolve_rules(params["components"], params["django_component"], params["migration_paths"],
+                                       params["rules"], params["component_triggers"], params["database_triggers"])  # fmt: skip
+    if problems:
+        module.fail_json(msg="change detection rules: %s" % "; ".join(problems), rules=resolved)
     if not commit_exists(module, path, head):
         module.fail_json(msg="commit %s does not exist in %s" % (head, path))
     first_deploy = not base
@@ -185,9 +230,11 @@ def main():
         files = [p for p in git(module, path, "ls-files", "-z", "--", ".").split("\0") if p]
     else:
         files = changed_paths(module, path, base, head, params["include_worktree"])
-    categories = classify(files, params["rules"])
-    result = decide(categories, params["component_triggers"], params["database_triggers"], first_deploy)
-    module.exit_json(changed=False, categories=categories, files=files if not first_deploy else [], base=base, head=head, **result)
+    categories = classify(files, resolved["rules"])
+    result = decide(categories, resolved["component_triggers"], resolved["database_triggers"], first_deploy)
+    module.exit_json(
+        changed=False, categories=categories, files=files if not first_deploy else [], base=base, head=head, rules=resolved, **result
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ description:
     loses no data - every operation only created things, and nothing was written there since - and
     reports C(database_back). It never fails for an unsafe reverse; it says why, so the caller can
     restore the pre-deploy backup instead.
+  - The driver works on the database that C(SMART_DEPLOY_DB_HOST/PORT/NAME/USER/PASSWORD) in O(env) and
+    O(secret_env) name, whatever the app's settings read (it replaces C(settings.DATABASES) with them;
+    the smart_deploy role passes the owner role's); without C(SMART_DEPLOY_DB_NAME) the app's own
+    settings decide. A C(SMART_DEPLOY_DB_NAME) other than O(db_name) (the database whose state is read
+    and checked) is refused before anything is done.
   - Database settings and secrets reach the container through an environment file readable only by
     its owner, never on a command line. The one-off container runs within memory, CPU and process
     limits (O(oneoff_memory), O(oneoff_cpus), O(oneoff_pids_limit)).
@@ -78,9 +83,6 @@ options:
     description: Retries after a lock timeout (SQLSTATE 55P03).
     type: int
     default: 3
-  fail_after:
-    description: Test switch - fail after this many migrations (fault-injection tests only).
-    type: int
   network:
     description: Docker network to join (the one the database is on).
     type: str
@@ -176,7 +178,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.args import app_container_spec, database_container_spec, full_env, lock_heartbeat_spec
 from ansible.module_utils.smart_deploy.lock import Heartbeat
 from ansible.module_utils.smart_deploy.oneoff import DriverError, limits_problem, oneoff_limits, oneoff_name, run_driver
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, docker_ok, same_state
+from ansible.module_utils.smart_deploy.pgclient import HOST_GATEWAY, PgServer
+from ansible.module_utils.smart_deploy.pgclient import database_problem as server_problem
+from ansible.module_utils.smart_deploy.pgexec import PsqlError, docker_ok, same_state, server_state
 
 STATE_KEYS = ("applied_count", "migrations_fingerprint", "schema_fingerprint")
 
@@ -186,9 +190,23 @@ def advisory_key(name):
     return zlib.crc32(("smart-deploy:" + name).encode()) - 2**31
 
 
+def database_problem(params):
+    """Why the driver would work on another database than the one whose state is read (None when it would not)."""
+    target = full_env(params).get("SMART_DEPLOY_DB_NAME")
+    if target and target != params["db_name"]:
+        return "SMART_DEPLOY_DB_NAME (%s) is not db_name (%s): the driver would migrate another database than the one checked" % (
+            target, params["db_name"])  # fmt: skip
+    return None
+
+
+def extra_hosts(params):
+    """An external server may be on this host (host.docker.internal): the one-off containers resolve that name."""
+    return [HOST_GATEWAY] if params.get("db_mode") == "external" else None
+
+
 def read_state(module, docker, params):
     try:
-        state = database_state(docker, params["db_container"], params["db_user"], params["db_name"])
+        state = server_state(PgServer.from_params(docker, params, labels={"smart-deploy.app": params["name_prefix"]}), params["db_name"])
     except PsqlError as exc:
         module.fail_json(msg="cannot read the database's migration state: %s" % exc, stale=False)
     return {k: v for k, v in state.items() if k in STATE_KEYS}
@@ -212,7 +230,7 @@ def reverse(module, params):
             project_dir=params["project_dir"], timeout=params["timeout"], source=params["driver_source"],
             input_data={"applied": params["reverse_applied"], "faked": params["reverse_faked"],
                         "applied_before": params["applied_before"], "advisory_key": advisory_key(params["name_prefix"])},
-            limits=oneoff_limits(params),
+            limits=oneoff_limits(params), extra_hosts=extra_hosts(params),
         )  # fmt: skip
     except DriverError as exc:
         result["reasons"].append("reversing failed: %s" % exc)
@@ -265,9 +283,8 @@ def apply(module, params):
             docker, params["image"], "apply", full_env(params), network=params["network"], name=oneoff_name(params["name_prefix"]),
             labels={"smart-deploy.app": params["name_prefix"]}, python=params["python"], project_dir=params["project_dir"],
             input_data={"expected_plan": plan, "fake": fake, "advisory_key": advisory_key(params["name_prefix"]),
-                        "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"],
-                        "fail_after": params["fail_after"]},
-            timeout=params["timeout"], source=params["driver_source"], limits=oneoff_limits(params),
+                        "lock_timeout": params["lock_timeout"], "lock_retries": params["lock_retries"]},
+            timeout=params["timeout"], source=params["driver_source"], limits=oneoff_limits(params), extra_hosts=extra_hosts(params),
         )  # fmt: skip
     except DriverError as exc:
         result["migration_state"]["after"] = state()
@@ -299,7 +316,6 @@ def main():
         applied_before=dict(type="list", elements="str", default=[]),
         lock_timeout=dict(type="str", default="10s"),
         lock_retries=dict(type="int", default=3),
-        fail_after=dict(type="int"),
         fake=dict(type="list", elements="str", default=[]),
         expected_state=dict(type="dict"),
         network=dict(type="str"),
@@ -314,7 +330,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    problem = limits_problem(oneoff_limits(params), "the one-off container")
+    problem = server_problem(params) or limits_problem(oneoff_limits(params), "the one-off container") or database_problem(params)
     if problem:
         module.fail_json(msg=problem, stale=False)
     with Heartbeat.from_params(params.get("lock")):

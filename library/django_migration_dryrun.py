@@ -10,7 +10,8 @@ DOCUMENTATION = r"""
 module: django_migration_dryrun
 short_description: Rehearse a release's Django migrations on a scratch copy of production
 description:
-  - Reads production's migration state with C(psql) in the database container (no application code
+  - Reads production's migration state with C(psql) in the database container, or for an external server
+    (O(db_mode=external)) in a client container of its major version (no application code
     touches production), then runs smart-deploy's driver in a container of the new release image with
     no network at all to compute the plan and the pre-checks (inconsistent history, conflicting leaf
     migrations, model changes without migrations). Nothing pending ends there, without a copy.
@@ -19,6 +20,10 @@ description:
     the pending migrations touch, of the tables they reference, and of small tables; every row when a
     migration runs Python or raw SQL), checks the copy's schema fingerprint against production's, and
     runs the driver there, on that network only, to apply the pending migrations one at a time.
+  - The driver points Django at the database smart-deploy chose, whatever the app's settings read; it
+    replaces C(settings.DATABASES) with C(SMART_DEPLOY_DB_HOST/PORT/NAME/USER/PASSWORD), which this module
+    sets to the scratch copy for the rehearsal (and to a database with no host for the offline analysis).
+    C(POSTGRES_*) and C(DATABASE_URL) name the scratch copy too, for settings that read those.
   - Before the copy, estimates its size (production's size of the tables copied with their rows, indexes
     included) and refuses, before creating anything, when the file system holding Docker's data (C(docker
     info) C(DockerRootDir)) has less free than that times O(disk_factor) plus O(disk_margin_mb).
@@ -34,12 +39,14 @@ options:
     type: str
     required: true
   db_image:
-    description: Image of the scratch database. Defaults to the production container's image, so versions match.
+    description: Image of the scratch database. Defaults to the production container's image (for an external server, the
+      client image of its major version, O(db_client_image)), so versions match.
     type: str
-  app_name:
-    description: Application name, prefix of the scratch resources.
+  app:
+    description: Application name, prefix of the scratch resources (the name every smart-deploy module calls C(app)).
     type: str
     required: true
+    aliases: [app_name]
   rehearse:
     description: Copy and rehearse. V(false) stops after the plan and the pre-checks.
     type: bool
@@ -95,7 +102,7 @@ EXAMPLES = r"""
     db_container: shop-db
     db_name: shop
     db_user: shop
-    app_name: shop
+    app: shop
     env: "{{ shop_container_env }}"
     disk_factor: 2.0
     disk_margin_mb: 512
@@ -109,7 +116,7 @@ EXAMPLES = r"""
     db_container: shop-db
     db_name: shop
     db_user: shop
-    app_name: shop
+    app: shop
     rehearse: false
   register: plan
 """
@@ -124,7 +131,12 @@ report:
       description: Production before the rehearsal (applied migrations, their count, migrations and schema fingerprints, size).
       type: dict
     prechecks:
-      description: Errors found before any copy (inconsistent history, conflicts, missing migrations).
+      description:
+        - Found before any copy - C(errors) (inconsistent history, conflicting leaves - no copy is made), C(conflicts),
+          C(unknown_applied) and C(missing_migrations), the model changes without a migration as the migrations
+          makemigrations would write (never written) with their C(kind) (V(state-only), V(sql), V(unknown)), C(operations)
+          and the C(sql) sqlmigrate gives, generated offline; M(migration_strategy) decides on them (warning or abort), the
+          rehearsal still runs.
       type: dict
     pending:
       description: Pending migrations in plan order, with what each does and touches.
@@ -167,13 +179,15 @@ from ansible.module_utils.smart_deploy.args import (
 from ansible.module_utils.smart_deploy.lock import Heartbeat
 from ansible.module_utils.smart_deploy.oneoff import DriverError, limits_problem, oneoff_limits, oneoff_name, run_driver
 from ansible.module_utils.smart_deploy.pgcatalog import copy_plan, disk_check, disk_refusal, dump_pattern, human_bytes
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state
+from ansible.module_utils.smart_deploy.pgclient import PgServer, database_problem
+from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state, server_state
 from ansible.module_utils.smart_deploy.scratch import (
     SCRATCH_SHM_BYTES,
     Interrupted,
     Scratch,
     ScratchError,
     docker_root_dir,
+    driver_db_env,
     free_bytes,
     raise_on_signals,
     scratch_limits,
@@ -191,19 +205,27 @@ class NotEnoughDisk(RehearsalError):
     """Too little free disk for the copy: raised before anything is created."""
 
 
+def production_server(docker, params):
+    """Production's server and the login the copy and the state reads use (module_utils/smart_deploy/pgclient.py)."""
+    return PgServer.from_params(docker, params, labels={"smart-deploy.app": params["app"]})
+
+
 def copy_database(docker, params, scratch, plan):
-    """Stream production into the scratch database: pg_dump in the production container, pg_restore in
-    the scratch one, rows left out for the tables the plan keeps schema-only. Returns bytes moved."""
+    """Stream production into the scratch database: pg_dump in the production container (or, for an external
+    server, in a client container of its major version, over the network), pg_restore in the scratch one,
+    rows left out for the tables the plan keeps schema-only. Returns bytes moved."""
     import subprocess
     import tempfile
 
-    dump_cmd = [docker, "exec", params["db_container"], "pg_dump", "-Fc", "-Z0", "-U", params["db_user"], "-d", params["db_name"]]
-    dump_cmd += ["--exclude-table-data=%s" % dump_pattern(table) for table in plan["tables_schema_only"]]
+    server = production_server(docker, params)
+    dump_args = ["pg_dump", "-Fc", "-Z0", "-U", params["db_user"], "-d", params["db_name"]]
+    dump_args += ["--exclude-table-data=%s" % dump_pattern(table) for table in plan["tables_schema_only"]]
+    dump_cmd = server.command(dump_args)
     restore_cmd = [docker, "exec", "-i", scratch.container, "pg_restore", "--no-owner", "--no-acl", "--exit-on-error",
                    "-U", scratch.user, "-d", scratch.database]  # fmt: skip
     moved = 0
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err:
-        dump = subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err)
+        dump = subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err, env=server.environ())
         restore = subprocess.Popen(restore_cmd, stdin=subprocess.PIPE, stderr=restore_err)
         try:
             for chunk in iter(lambda: dump.stdout.read(1 << 20), b""):
@@ -228,9 +250,16 @@ def copy_database(docker, params, scratch, plan):
 
 
 def read_production(docker, params):
-    if not container_running(docker, params["db_container"]):
+    server = production_server(docker, params)
+    if not server.external and not container_running(docker, params["db_container"]):
         return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
-    state = database_state(docker, params["db_container"], params["db_user"], params["db_name"], with_tables=True)
+    # an external server is not started by smart-deploy: one that does not answer is an error, not "no production";
+    # a server without the app's database yet (the first deploy: roles/database creates it) has no production
+    if server.external:
+        literal = "'%s'" % params["db_name"].replace("'", "''")
+        if server.psql("SELECT count(*) FROM pg_database WHERE datname = %s" % literal, database="postgres") == "0":
+            return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
+    state = server_state(server, params["db_name"], with_tables=True)
     state["exists"] = True
     return state
 
@@ -239,6 +268,13 @@ def fingerprints_of_nothing():
     from ansible.module_utils.smart_deploy.pgcatalog import fingerprint, migrations_fingerprint
 
     return {"migrations_fingerprint": migrations_fingerprint([]), "schema_fingerprint": fingerprint("")}
+
+
+def offline_env(params):
+    """The offline analysis's environment: the app's, with the driver's database override set (no host,
+    no password: the container has no network and the analysis connects nowhere) so that Django is set
+    up on a PostgreSQL 'default' alone, whatever the app's settings say."""
+    return dict(params["full_env"], **driver_db_env("", "", params["db_name"], params["db_user"], ""))
 
 
 def rehearse(module, docker, params, report, production):
@@ -254,8 +290,11 @@ def rehearse(module, docker, params, report, production):
         )
     report["copy"] = dict(plan, skipped=False, production_exists=production["exists"])
     check_disk(docker, params, report, plan)
-    image = params["db_image"] or image_of(docker, params["db_container"]) or "postgres:15-bookworm"
-    scratch = Scratch(docker, params["app_name"], image, limits=scratch_limits(params))
+    if params.get("db_mode") == "external":  # a scratch server of production's major version, so its dump restores
+        image = params["db_image"] or production_server(docker, params).image()
+    else:
+        image = params["db_image"] or image_of(docker, params["db_container"]) or "postgres:15-bookworm"
+    scratch = Scratch(docker, params["app"], image, limits=scratch_limits(params))
     report["scratch"]["run_id"] = scratch.run_id
     try:
         started = time.monotonic()
@@ -271,13 +310,14 @@ def rehearse(module, docker, params, report, production):
             report["errors"].append("the copy's schema or migration history differs from production's: the copy cannot be trusted")
             return
         started = time.monotonic()
-        name = oneoff_name("%s-scratch" % params["app_name"])
+        name = oneoff_name("%s-scratch" % params["app"])
         try:
             result, _output = run_driver(
                 docker, params["image"], "rehearse", scratch.env(params["full_env"]), network=scratch.network, name=name,
                 labels=scratch.labels, python=params["python"], project_dir=params["project_dir"], timeout=params["timeout"],
                 source=params["driver_source"], input_data={"descriptions": pending, "expected_plan": [m["migration"] for m in pending],
-                            "slow_seconds": params["slow_seconds"]}, limits=oneoff_limits(params),
+                            "slow_seconds": params["slow_seconds"], "missing_migrations": unknown_missing(report)},
+                limits=oneoff_limits(params),
             )  # fmt: skip
         except DriverError as exc:
             report["errors"].append("the rehearsal could not run: %s" % exc)
@@ -289,12 +329,21 @@ def rehearse(module, docker, params, report, production):
         report["migrations"] = result.get("migrations", [])
         report["warnings"] += result.get("warnings", [])
         report["post_check"] = result.get("post_check", {})
+        if result.get("missing_migrations") is not None:  # generated again on the copy, where the live schema answers
+            report["prechecks"]["missing_migrations"] = result["missing_migrations"]
+            report["prechecks"]["missing_migrations_from"] = "rehearsal"
         report["copy"]["peak_disk_bytes"] = scratch.disk_bytes()
     finally:
         started = time.monotonic()
         left = scratch.remove()
         timings["cleanup"] = round(time.monotonic() - started, 3)
         report["scratch"]["left"] = left
+
+
+def unknown_missing(report):
+    """Whether some missing migration's SQL could not be generated offline: the rehearsal generates it again."""
+    missing = (report.get("prechecks") or {}).get("missing_migrations") or []
+    return any(isinstance(entry, dict) and entry.get("kind") == "unknown" for entry in missing)
 
 
 def check_disk(docker, params, report, plan):
@@ -324,7 +373,7 @@ def image_of(docker, container):
 def analyze_and_rehearse(module, docker, params, report):
     """Sweep what killed runs left, read production, analyse the release offline, and rehearse on a copy
     when something is pending; fills ``report``."""
-    report["scratch"]["swept"] = sweep(docker, params["app_name"])
+    report["scratch"]["swept"] = sweep(docker, params["app"])
     production = read_production(docker, params)
     report["production"] = {
         k: production[k] for k in ("exists", "applied", "applied_count", "migrations_fingerprint", "schema_fingerprint")
@@ -333,8 +382,8 @@ def analyze_and_rehearse(module, docker, params, report):
     t0 = time.monotonic()
     try:
         analysis, _output = run_driver(
-            docker, params["image"], "analyze", params["full_env"], network="none", name=oneoff_name(params["app_name"]),
-            labels={"smart-deploy.app": params["app_name"]}, python=params["python"], project_dir=params["project_dir"],
+            docker, params["image"], "analyze", offline_env(params), network="none", name=oneoff_name(params["app"]),
+            labels={"smart-deploy.app": params["app"]}, python=params["python"], project_dir=params["project_dir"],
             input_data={"applied": production["applied"]}, timeout=300, source=params["driver_source"],
             limits=oneoff_limits(params),
         )  # fmt: skip
@@ -362,7 +411,7 @@ def main():
     spec.update(
         image=dict(type="str", required=True),
         db_image=dict(type="str"),
-        app_name=dict(type="str", required=True),
+        app=dict(type="str", required=True, aliases=["app_name"]),
         rehearse=dict(type="bool", default=True),
         small_table_bytes=dict(type="int", default=8 * 1024 * 1024),
         slow_seconds=dict(type="float", default=5.0),
@@ -383,8 +432,10 @@ def main():
         module.fail_json(msg="small_table_bytes must be >= 0 and timeout >= 1")
     if params["disk_factor"] < 0 or params["disk_margin_mb"] < 0:
         module.fail_json(msg="disk_factor and disk_margin_mb must be >= 0")
-    problem = limits_problem(oneoff_limits(params), "the one-off containers") or limits_problem(
-        scratch_limits(params), "the scratch database", SCRATCH_SHM_BYTES, "its shared memory"
+    problem = (
+        database_problem(params)
+        or limits_problem(oneoff_limits(params), "the one-off containers")
+        or limits_problem(scratch_limits(params), "the scratch database", SCRATCH_SHM_BYTES, "its shared memory")
     )
     if problem:
         module.fail_json(msg=problem)

@@ -13,19 +13,28 @@ description:
   - Starts a scratch PostgreSQL (O(db_image)) on an internal Docker network of its own, runs O(command)
     (by default C(python manage.py test --noinput)) in a one-off container of O(image) on that network
     with the database settings pointed at it, and removes both afterwards, on every path.
+  - When O(command) is Django's test command (C(<python> manage.py test [labels and options]), or with
+    an absolute path to C(manage.py), whose folder is then the project's), smart-deploy's driver runs it
+    instead of the app's C(manage.py) (C(driver.py test), the same labels and options, Django's own test
+    runner, in the project folder), and the driver points the app's C(settings.DATABASES) at the scratch
+    database from C(SMART_DEPLOY_DB_*), whatever variable names the app's settings read. Any other
+    command (and one with C(--settings) or C(--pythonpath)) runs as given; it gets the scratch database as
+    C(SMART_DEPLOY_DB_HOST/PORT/NAME/USER/PASSWORD), C(POSTGRES_*) and C(DATABASE_URL) in its environment
+    (so does the driver).
   - Both containers run within memory, CPU and process limits (O(oneoff_memory), O(scratch_memory)...).
-    Their resources are labelled C(smart-deploy.app=<app_name>), C(smart-deploy.scratch=<run id>) and
-    C(smart-deploy.purpose=tests), and named C(<app_name>-tests-...).
+    Their resources are labelled C(smart-deploy.app=<app>), C(smart-deploy.scratch=<run id>) and
+    C(smart-deploy.purpose=tests), and named C(<app>-tests-...).
   - Fails when the tests fail, with the end of their output; nothing of production is involved.
 options:
   image:
     description: Image holding the app and its tests (the release's backend image).
     type: str
     required: true
-  app_name:
-    description: Application name, prefix of the throwaway resources.
+  app:
+    description: Application name, prefix of the throwaway resources (the name every smart-deploy module calls C(app)).
     type: str
     required: true
+    aliases: [app_name]
   db_image:
     description: PostgreSQL image of the throwaway database.
     type: str
@@ -39,6 +48,11 @@ options:
     description: Seconds the test suite may take.
     type: int
     default: 1200
+  driver_source:
+    description:
+      - Text of smart-deploy's driver, mounted into the one-off container. Set by this module's action
+        plugin (read on the controller); leave it unset.
+    type: str
 extends_documentation_fragment:
   - smart_deploy.app_container
   - smart_deploy.scratch_database
@@ -59,7 +73,7 @@ EXAMPLES = r"""
 - name: Run the app's tests in the new image
   django_test:
     image: shop-backend:3f2a1b9c0d1e
-    app_name: shop
+    app: shop
     env:
       DJANGO_ALLOWED_HOSTS: "*"
     secret_env:
@@ -74,9 +88,16 @@ passed:
   returned: always
   type: bool
 tests:
-  description: How many tests ran (from the runner's "Ran N tests" line), when it says.
+  description: How many tests ran (counted by the driver, else from the runner's "Ran N tests" line), when it says.
   returned: always
   type: int
+counts:
+  description:
+    - What the driver's test runner counted (tests, failures, errors, skipped, expected_failures,
+      unexpected_successes); empty when O(command) is not Django's test command or the app's runner is
+      not Django's DiscoverRunner (or a subclass).
+  returned: always
+  type: dict
 seconds:
   description: Time the suite took.
   returned: always
@@ -100,14 +121,17 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.args import app_container_spec, full_env, lock_heartbeat_spec, scratch_database_spec
+from ansible.module_utils.smart_deploy.django_driver import RESULT_MARK
 from ansible.module_utils.smart_deploy.lock import Heartbeat
 from ansible.module_utils.smart_deploy.oneoff import (
     ONEOFF_LABEL,
+    DriverError,
     Limits,
     limit_args,
     limits_problem,
     oneoff_limits,
     oneoff_name,
+    run_driver,
     write_env_file,
 )
 from ansible.module_utils.smart_deploy.scratch import (
@@ -122,6 +146,20 @@ from ansible.module_utils.smart_deploy.scratch import (
 PURPOSE = "tests"
 
 
+def driver_test_args(command: list, project_dir: str = None):
+    """(python, labels and options, project folder) when ``command`` is Django's test command
+    (``<python> manage.py test ...`` or ``<python> /absolute/path/manage.py test ...``), which the driver
+    runs in its place; None for any other command, and when it chooses its settings or Python path
+    (C(--settings), C(--pythonpath): manage.py applies them before Django is set up)."""
+    if len(command) < 3 or command[2] != "test" or any(arg.startswith(("--settings", "--pythonpath")) for arg in command[3:]):
+        return None
+    if command[1] == "manage.py":
+        return command[0], list(command[3:]), project_dir
+    if command[1].startswith("/") and command[1].endswith("/manage.py"):
+        return command[0], list(command[3:]), project_dir or command[1][: -len("/manage.py")] or "/"
+    return None
+
+
 def suite_argv(docker: str, image: str, command: list, name: str, network: str, env_file: str, labels: dict,
                project_dir: str = None, limits: Limits = None, host_cpus: int = None) -> list:  # fmt: skip
     """The ``docker run`` command line of the test container (no secret on it: they are in ``env_file``)."""
@@ -134,10 +172,32 @@ def suite_argv(docker: str, image: str, command: list, name: str, network: str, 
     return cmd + [image, *command]
 
 
+def run_driver_suite(docker, params, scratch, name, python, args, project_dir):
+    """The suite through the driver's ``test`` command (Django's runner on the overridden DATABASES);
+    (passed, output, counts)."""
+    try:
+        result, output = run_driver(docker, params["image"], "test", scratch.env(full_env(params)), network=scratch.network, name=name,
+                                    labels=dict(scratch.labels), python=python, project_dir=project_dir,
+                                    input_data={"args": args}, timeout=params["timeout"], source=params["driver_source"],
+                                    limits=oneoff_limits(params))  # fmt: skip
+    except DriverError as exc:
+        output = "\n".join(part for part in (without_result(exc.output), str(exc), exc.result.get("traceback", "")) if part)
+        return False, output, {}
+    return bool(result.get("passed")), without_result(output), result.get("counts") or {}
+
+
+def without_result(output):
+    """The container's output without the driver's result line (its content is returned on its own)."""
+    return "\n".join(line for line in (output or "").splitlines() if not line.startswith(RESULT_MARK)).strip()
+
+
 def run_suite(docker, params, scratch, name, tmpdir):
-    """Start the scratch database and run the suite against it in container ``name``; (passed, output).
+    """Start the scratch database and run the suite against it in container ``name``; (passed, output, counts).
     Removes nothing: the caller does, on every path."""
     scratch.start()
+    driver = driver_test_args(params["command"], params["project_dir"])
+    if driver:
+        return run_driver_suite(docker, params, scratch, name, *driver)
     env_file = os.path.join(tmpdir, "env")
     write_env_file(env_file, scratch.env(full_env(params)))
     cmd = suite_argv(docker, params["image"], params["command"], name, scratch.network, env_file, scratch.labels,
@@ -145,14 +205,14 @@ def run_suite(docker, params, scratch, name, tmpdir):
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=params["timeout"], check=False)
     except subprocess.TimeoutExpired:
-        return False, "the test suite did not finish within %d s" % params["timeout"]
+        return False, "the test suite did not finish within %d s" % params["timeout"], {}
     output = (proc.stdout + "\n" + proc.stderr).strip()
     if proc.returncode == 137:
         output += (
             "\n(exit 137: the test container was killed, perhaps for using more than its memory limit, oneoff_memory=%s)"
             % (params["oneoff_memory"])
         )
-    return proc.returncode == 0, output
+    return proc.returncode == 0, output, {}
 
 
 def main():
@@ -160,10 +220,11 @@ def main():
     spec.update(lock_heartbeat_spec())
     spec.update(
         image=dict(type="str", required=True),
-        app_name=dict(type="str", required=True),
+        app=dict(type="str", required=True, aliases=["app_name"]),
         db_image=dict(type="str", default="postgres:15-bookworm"),
         command=dict(type="list", elements="str", default=["python", "manage.py", "test", "--noinput"]),
         timeout=dict(type="int", default=1200),
+        driver_source=dict(type="str", no_log=True),
     )
     module = AnsibleModule(
         argument_spec=spec,
@@ -177,13 +238,13 @@ def main():
         module.fail_json(msg=problem)
     docker = module.get_bin_path(params["docker_cli"], required=True)
     restore_signals = raise_on_signals()
-    scratch = Scratch(docker, params["app_name"], params["db_image"], purpose=PURPOSE, limits=scratch_limits(params))
+    scratch = Scratch(docker, params["app"], params["db_image"], purpose=PURPOSE, limits=scratch_limits(params))
     tmpdir = tempfile.mkdtemp(prefix="smart-deploy-tests-")
-    name = oneoff_name("%s-%s" % (params["app_name"], PURPOSE))
-    output, passed, started = "", False, time.monotonic()
+    name = oneoff_name("%s-%s" % (params["app"], PURPOSE))
+    output, passed, counts, started = "", False, {}, time.monotonic()
     try:
         with Heartbeat.from_params(params.get("lock")):
-            passed, output = run_suite(docker, params, scratch, name, tmpdir)
+            passed, output, counts = run_suite(docker, params, scratch, name, tmpdir)
     except (ScratchError, Interrupted) as exc:
         output = "could not run the tests: %s" % exc
     finally:
@@ -192,7 +253,8 @@ def main():
         shutil.rmtree(tmpdir, ignore_errors=True)
         restore_signals()
     ran = re.search(r"Ran (\d+) tests?", output)
-    result = dict(changed=False, passed=passed, tests=int(ran.group(1)) if ran else 0, seconds=round(time.monotonic() - started, 2),
+    tests = counts["tests"] if "tests" in counts else int(ran.group(1)) if ran else 0
+    result = dict(changed=False, passed=passed, tests=tests, counts=counts, seconds=round(time.monotonic() - started, 2),
                   output=output[-6000:], scratch={"run_id": scratch.run_id, "left": left})  # fmt: skip
     if not passed:
         module.fail_json(msg="the app's tests failed in image %s: %s" % (params["image"], output[-1500:]), **result)

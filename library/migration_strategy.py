@@ -28,9 +28,19 @@ options:
   require_rehearsal:
     description:
       - When V(false) (emergency deploys), pending migrations that were not rehearsed are V(normal) with a
-        C(not-rehearsed) warning instead of V(abort). Pre-check errors still abort.
+        C(not-rehearsed) warning instead of V(abort), and no warning aborts (O(abort_on) does not apply). Pre-check errors
+        and missing migrations that change the schema still abort.
     type: bool
     default: true
+  accept:
+    description:
+      - Abort reason codes to go through (see C(REASON_CODES) in C(module_utils/smart_deploy/strategy.py) and the README,
+        "Migration checks"). A reason with one of these codes does not abort; it is returned in C(accepted). The verdict is then
+        V(fake) when every fake is proven, else V(normal). A code that did not occur is harmless (C(accepted_unused)).
+      - A list, or one string of codes separated by commas. An unknown code fails the module.
+    type: list
+    elements: str
+    default: []
   abort_on:
     description: Warning rules that turn the verdict into V(abort) (for example C(table-rewrite), C(squawk:ban-drop-column)).
     type: list
@@ -52,6 +62,7 @@ EXAMPLES = r"""
   migration_strategy:
     report: "{{ dryrun.report }}"
     abort_on: [table-rewrite]
+    accept: "{{ smart_deploy_accept }}"
   register: strategy
 
 - name: Stop on abort
@@ -81,7 +92,22 @@ apply:
   type: list
   elements: str
 reasons:
-  description: Why the verdict is V(abort).
+  description: Why the verdict is V(abort) (the texts of C(abort_reasons)).
+  returned: always
+  type: list
+  elements: str
+abort_reasons:
+  description: The reasons that make the verdict V(abort), each with its C(code) and C(reason) text.
+  returned: always
+  type: list
+  elements: dict
+accepted:
+  description: Reasons that would have aborted but whose code was in O(accept), each with its C(code) and C(reason) text.
+  returned: always
+  type: list
+  elements: dict
+accepted_unused:
+  description: Codes in O(accept) that no reason had.
   returned: always
   type: list
   elements: str
@@ -97,7 +123,7 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.strategy import decide
+from ansible.module_utils.smart_deploy.strategy import REASON_CODES, decide
 
 
 def main():
@@ -106,6 +132,7 @@ def main():
             report=dict(type="dict", required=True),
             lint=dict(type="dict", default={}),
             abort_on=dict(type="list", elements="str", default=[]),
+            accept=dict(type="list", elements="str", default=[]),
             require_rehearsal=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
@@ -113,7 +140,11 @@ def main():
     report = module.params["report"]
     if "pending" not in report and not report.get("errors") and not (report.get("prechecks") or {}).get("errors"):
         module.fail_json(msg="this is not a rehearsal report (no 'pending' list): pass the report of django_migration_dryrun")
-    verdict = decide(report, module.params["lint"], module.params["abort_on"], module.params["require_rehearsal"])
+    accept = [code.strip() for code in module.params["accept"] if code.strip()]
+    unknown = [code for code in accept if code not in REASON_CODES]
+    if unknown:
+        module.fail_json(msg="accept: unknown abort reason codes %s (known: %s)" % (", ".join(unknown), ", ".join(REASON_CODES)))
+    verdict = decide(report, module.params["lint"], module.params["abort_on"], module.params["require_rehearsal"], accept)
     # "warnings" is Ansible's own key for module warnings
     verdict["migration_warnings"] = verdict.pop("warnings")
     module.exit_json(changed=False, **verdict)

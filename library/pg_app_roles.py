@@ -21,22 +21,14 @@ description:
     only when they changed - the superuser's too, so a password changed in the vault is applied with
     C(ALTER ROLE), not by recreating the database container (PostgreSQL keeps the password it was created with).
   - All changes go in one transaction.
+  - With O(db_mode=external), the same on an existing server, over the network, as O(db_user) with O(db_password) -
+    that login must be a superuser of the server (it reads the roles' password verifiers in C(pg_authid)), and
+    its password is never changed. The database O(db_name) is created when the server does not have it (then given
+    to the owner role). The server's major version is returned, and the client image of that version
+    (O(db_client_image)) must be on this host (the backups' C(pg_dump) comes from it).
+  - O(db_user) is the server's superuser (in a container, its C(POSTGRES_USER)); in container mode O(db_password) is
+    its password, set when it differs from the server's (leave out to keep it).
 options:
-  db_container:
-    description: The database container.
-    type: str
-    required: true
-  db_name:
-    description: The app's database.
-    type: str
-    required: true
-  db_user:
-    description: The server's superuser (the database container's C(POSTGRES_USER)).
-    type: str
-    required: true
-  db_password:
-    description: The superuser's password; set when it differs from the server's. Leave out to keep it.
-    type: str
   owner:
     description: Name of the owner role.
     type: str
@@ -57,6 +49,8 @@ options:
     description: Docker command line client.
     type: str
     default: docker
+extends_documentation_fragment:
+  - smart_deploy.database
 attributes:
   check_mode:
     support: full
@@ -90,20 +84,28 @@ changes:
   returned: always
   type: list
   elements: str
+server_major:
+  description: The server's major version (SHOW server_version_num).
+  returned: success
+  type: int
+  sample: 15
+client_image:
+  description: With O(db_mode=external), the image the client tools (psql, pg_dump, pg_restore) run from.
+  returned: success
+  type: str
+  sample: postgres:15-bookworm
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, psql
+from ansible.module_utils.smart_deploy.pgclient import PgServer, PsqlError, database_problem, database_spec
+from ansible.module_utils.smart_deploy.pgexec import container_running
 from ansible.module_utils.smart_deploy.pgroles import parse_state, plan, script, state_script
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            db_container=dict(type="str", required=True),
-            db_name=dict(type="str", required=True),
-            db_user=dict(type="str", required=True),
-            db_password=dict(type="str", no_log=True),
+            database_spec(),
             owner=dict(type="str", required=True),
             owner_password=dict(type="str", required=True, no_log=True),
             app_user=dict(type="str", required=True),
@@ -117,16 +119,34 @@ def main():
     if len({names["admin"], names["owner"], names["app"]}) < 3:
         module.fail_json(msg="the superuser (%s), the owner role (%s) and the app role (%s) must be three different roles"
                          % (names["admin"], names["owner"], names["app"]))  # fmt: skip
+    problem = database_problem(p)
+    if problem:
+        module.fail_json(msg=problem)
     docker = module.get_bin_path(p["docker_cli"], required=True)
-    if not container_running(docker, p["db_container"]):
+    if p["db_mode"] == "container" and not container_running(docker, p["db_container"]):
         module.fail_json(msg="the database container %s is not running" % p["db_container"])
-    passwords = {"admin": p["db_password"], "owner": p["owner_password"], "app": p["app_password"]}
+    server = PgServer.from_params(docker, p)
+    # an external server's admin login is the DBA's: its password is theirs to change
+    passwords = {"admin": p["db_password"] if p["db_mode"] == "container" else None, "owner": p["owner_password"], "app": p["app_password"]}
     try:
-        state = parse_state(psql(docker, p["db_container"], p["db_user"], p["db_name"], state_script(names)))
+        extra = {"server_major": server.major()}
+        if server.external:
+            extra["client_image"] = server.image()
+            literal = "'%s'" % p["db_name"].replace("'", "''")
+            if server.psql("SELECT count(*) FROM pg_database WHERE datname = %s" % literal, database="postgres") == "0":
+                if module.check_mode:
+                    module.exit_json(changed=True, changes=["create the database %s" % p["db_name"]], **extra)
+                server.psql('CREATE DATABASE "%s";' % p["db_name"].replace('"', '""'), database="postgres")
+                created = ["create the database %s" % p["db_name"]]
+            else:
+                created = []
+        else:
+            created = []
+        state = parse_state(server.psql(state_script(names)))
         changes = plan(state, names, passwords)
         if changes and not module.check_mode:
-            psql(docker, p["db_container"], p["db_user"], p["db_name"], script(changes, names))
-            left = plan(parse_state(psql(docker, p["db_container"], p["db_user"], p["db_name"], state_script(names))), names, passwords)
+            server.psql(script(changes, names))
+            left = plan(parse_state(server.psql(state_script(names))), names, passwords)
             if left:
                 module.fail_json(msg="the database roles are still not as they should be: %s" % "; ".join(c["why"] for c in left),
                                  changes=[c["why"] for c in changes])  # fmt: skip
@@ -134,7 +154,7 @@ def main():
         module.fail_json(msg="could not set up the database roles: %s" % exc)
     except ValueError as exc:
         module.fail_json(msg="could not read the database roles: %s" % exc)
-    module.exit_json(changed=bool(changes), changes=[c["why"] for c in changes])
+    module.exit_json(changed=bool(changes or created), changes=created + [c["why"] for c in changes], **extra)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: pg_backup
-short_description: Verified pg_dump backup of a PostgreSQL database running in a container
+short_description: Verified pg_dump backup of the app's PostgreSQL database (in its container or an external server)
 description:
-  - Runs C(pg_dump -Fc) inside the database container, so the dump tool always matches the server.
+  - Runs C(pg_dump -Fc) inside the database container (O(db_mode=container)), or in a throwaway client container
+    of the external server's major version (O(db_mode=external)), so the dump tool always matches the server.
+  - O(db_container), O(db_name) and O(db_user) were called C(container), C(database) and C(user); those names
+    are still accepted.
   - Writes the dump straight into a hidden temporary file (mode 0600), as C(pg_dump -Fc > file) does, and
     follows the file as it grows - every byte is read back, hashed (sha256) and fed to a C(pg_restore -f
     /dev/null) running at the lowest CPU priority, a full read (every data block read and decompressed)
@@ -23,18 +26,6 @@ description:
   - Backups are named C(<app>-<release>-<YYYYmmddTHHMMSSZ>.dump) with C(<same>.json) metadata (app,
     release, sizes, sha256, timings, server and pg_dump versions, table count, migration state).
 options:
-  container:
-    description: Name of the running database container (C(pg_dump) and C(pg_restore) run in it, over its local socket).
-    type: str
-    required: true
-  database:
-    description: Database to dump.
-    type: str
-    required: true
-  user:
-    description: Database role used for the dump.
-    type: str
-    required: true
   dest:
     description: Folder the backup is written to. Created with mode 0700 when missing.
     type: path
@@ -71,6 +62,7 @@ attributes:
     support: none
     details: Every run takes a new backup; run it only when the database is about to change.
 extends_documentation_fragment:
+  - smart_deploy.database
   - smart_deploy.lock_heartbeat
 author:
   - smart-deploy contributors
@@ -79,15 +71,29 @@ author:
 EXAMPLES = r"""
 - name: Back up the shop database before migrating
   pg_backup:
-    container: shop-db
-    database: shop
-    user: shop
+    db_container: shop-db
+    db_name: shop
+    db_user: shop_owner
     dest: /srv/shop/backups
     app: shop
     release: 3f2a1b9c0d1e
     migration_state:
       applied: 17
   register: backup
+
+- name: Back up an external server's database (pg_dump of the server's major version, in a client container)
+  pg_backup:
+    db_mode: external
+    db_host: db.example.internal
+    db_port: 5432
+    db_sslmode: require
+    db_name: shop
+    db_user: shop_owner
+    db_password: "{{ vault_owner_password }}"
+    db_network: shop-net
+    dest: /srv/shop/backups
+    app: shop
+    release: 3f2a1b9c0d1e
 """
 
 RETURN = r"""
@@ -119,6 +125,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.args import lock_heartbeat_spec
 from ansible.module_utils.smart_deploy.common import atomic_write_json, fsync_dir, to_iso, to_stamp, utc_now
 from ansible.module_utils.smart_deploy.lock import Heartbeat
+from ansible.module_utils.smart_deploy.pgclient import PgServer, PsqlError, database_problem, database_spec
 
 VERIFICATION = (
     "every byte of the file read back as pg_dump wrote it, hashed and fed to pg_restore -f /dev/null: every data block "
@@ -131,9 +138,9 @@ class BackupError(Exception):
     pass
 
 
-def run_capture(cmd, stdin=None):
+def run_capture(cmd, stdin=None, env=None):
     """Run ``cmd`` (a list), return stdout as text; raise BackupError with stderr on failure."""
-    proc = subprocess.run(cmd, stdin=stdin, capture_output=True, check=False)
+    proc = subprocess.run(cmd, stdin=stdin, capture_output=True, check=False, env=env)
     if proc.returncode != 0:
         raise BackupError("%s exited %d: %s" % (" ".join(cmd[:4]), proc.returncode, proc.stderr.decode(errors="replace").strip()))
     return proc.stdout.decode(errors="replace")
@@ -153,7 +160,7 @@ def feed(proc, chunk):
         return False
 
 
-def dump_to_file(cmd, path, verify_cmd=None, poll=0.02):
+def dump_to_file(cmd, path, verify_cmd=None, poll=0.02, env=None):
     """Run ``cmd`` with its stdout going straight into a new file at ``path`` (mode 0600), as ``cmd > path``
     would, and follow the file as it grows: every byte is read back from it, hashed (sha256) and, with
     ``verify_cmd``, fed to a verifying process. Following never slows the dump down: a verifier that
@@ -166,9 +173,11 @@ def dump_to_file(cmd, path, verify_cmd=None, poll=0.02):
         proc = verifier = None
         try:
             verifier = (
-                subprocess.Popen(verify_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=verify_err) if verify_cmd else None
+                subprocess.Popen(verify_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=verify_err, env=env)
+                if verify_cmd
+                else None
             )
-            proc = subprocess.Popen(cmd, stdout=fd, stderr=err)
+            proc = subprocess.Popen(cmd, stdout=fd, stderr=err, env=env)
             ended = []  # when the dump ended, noted by a thread of its own (the follower may be busy then)
             waiter = threading.Thread(target=lambda: ended.append((proc.wait(), time.monotonic())), daemon=True)
             waiter.start()
@@ -223,12 +232,14 @@ def listed(listing, field):
     return None
 
 
-def check_free_space(params, docker):
+def check_free_space(params, server):
     """Refuse to start when the backup folder cannot hold a dump as big as the database."""
     if params["min_free_factor"] <= 0:
         return None
-    size = int(run_capture([docker, "exec", "-i", params["container"], "psql", "-XAtq", "-U", params["user"], "-d", params["database"],
-                            "-c", "SELECT pg_database_size(current_database())"]).strip())  # fmt: skip
+    try:
+        size = int(server.psql("SELECT pg_database_size(current_database())"))
+    except PsqlError as exc:
+        raise BackupError(str(exc)) from exc
     free = shutil.disk_usage(params["dest"]).free
     needed = int(size * params["min_free_factor"])
     if free < needed:
@@ -238,35 +249,40 @@ def check_free_space(params, docker):
     return {"database_bytes": size, "free_bytes": free}
 
 
-def take_backup(params, docker):
-    container, database, user = params["container"], params["database"], params["user"]
+def take_backup(params, server):
+    database, user = params["db_name"], params["db_user"]
     dest = params["dest"]
     started = utc_now()
     name = "%s-%s-%s.dump" % (params["app"], params["release"], to_stamp(started))
     final_path = os.path.join(dest, name)
     metadata_path = final_path[: -len(".dump")] + ".json"
     partial_path = os.path.join(dest, "." + name + ".partial")
-    exec_prefix = [docker, "exec", "-i", container]
+    env = server.environ()
     try:
-        space = check_free_space(params, docker)
+        space = check_free_space(params, server)
         t0 = time.monotonic()
-        verify_cmd = exec_prefix + ["sh", "-c", LOW_PRIORITY, "sh", "pg_restore", "-f", "/dev/null"]
-        size, sha256, verify_wait = dump_to_file(exec_prefix + ["pg_dump", "-Fc", "-U", user, "-d", database], partial_path, verify_cmd)
+        try:  # an external server's client image (its major version) before anything is written
+            verify_cmd = server.command(["sh", "-c", LOW_PRIORITY, "sh", "pg_restore", "-f", "/dev/null"])
+            dump_cmd = server.command(["pg_dump", "-Fc", "-U", user, "-d", database])
+        except PsqlError as exc:
+            raise BackupError(str(exc)) from exc
+        size, sha256, verify_wait = dump_to_file(dump_cmd, partial_path, verify_cmd, env=env)
         dump_seconds = time.monotonic() - t0
 
         t0 = time.monotonic()
         with open(partial_path, "rb") as archive:  # the table of contents, at the start of the file
-            listing = run_capture(exec_prefix + ["pg_restore", "--list"], stdin=archive)
+            listing = run_capture(server.command(["pg_restore", "--list"]), stdin=archive, env=env)
         verify_seconds = verify_wait + time.monotonic() - t0
         tables = sum(1 for line in listing.splitlines() if " TABLE DATA " in line)
         server_version = (
             listed(listing, "Dumped from database version")
-            or run_capture(exec_prefix + ["psql", "-XAtq", "-U", user, "-d", database, "-c", "SHOW server_version"]).strip()
+            or run_capture(server.command(["psql", "-XAtq", "-U", user, "-d", database, "-c", "SHOW server_version"]), env=env).strip()
         )
         pg_dump_version = listed(listing, "Dumped by pg_dump version")
-        pg_dump_version = (
-            "pg_dump (PostgreSQL) " + pg_dump_version if pg_dump_version else run_capture(exec_prefix + ["pg_dump", "--version"]).strip()
-        )
+        if pg_dump_version:
+            pg_dump_version = "pg_dump (PostgreSQL) " + pg_dump_version
+        else:
+            pg_dump_version = run_capture(server.command(["pg_dump", "--version"]), env=env).strip()
 
         metadata = dict(
             tool="smart-deploy",
@@ -275,6 +291,7 @@ def take_backup(params, docker):
             file=name,
             created=to_iso(started),
             database=database,
+            db_mode=server.mode,
             size=size,
             sha256=sha256,
             verified=True,
@@ -301,11 +318,12 @@ def take_backup(params, docker):
 
 
 def main():
+    spec = database_spec()
+    for option, alias in (("db_container", "container"), ("db_name", "database"), ("db_user", "user")):
+        spec[option]["aliases"] = [alias]
     module = AnsibleModule(
         argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+            spec,
             dest=dict(type="path", required=True),
             app=dict(type="str", required=True),
             release=dict(type="str", required=True),
@@ -317,16 +335,20 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    problem = database_problem(params)
+    if problem:
+        module.fail_json(msg=problem)
     for key in ("app", "release"):
         value = params[key]
         if not value or "/" in value or value.startswith("."):
             module.fail_json(msg="%s %r cannot be part of a backup file name" % (key, value))
     docker = module.get_bin_path(params["docker_cli"], required=True)
+    server = PgServer.from_params(docker, params, labels={"smart-deploy.app": params["app"]})
 
     if module.check_mode:
         module.exit_json(
             changed=True,
-            msg="would back up %s from container %s into %s" % (params["database"], params["container"], params["dest"]),
+            msg="would back up %s from %s into %s" % (params["db_name"], server.describe(), params["dest"]),
         )
 
     if not os.path.isdir(params["dest"]):
@@ -334,11 +356,9 @@ def main():
     os.chmod(params["dest"], 0o700)
     try:
         with Heartbeat.from_params(params.get("lock")):  # a big database: the deploy lock stays fresh
-            path, metadata_path, metadata = take_backup(params, docker)
+            path, metadata_path, metadata = take_backup(params, server)
     except BackupError as exc:
-        module.fail_json(
-            msg="backup of database %s in container %s failed, nothing was kept: %s" % (params["database"], params["container"], exc)
-        )
+        module.fail_json(msg="backup of database %s on %s failed, nothing was kept: %s" % (params["db_name"], server.describe(), exc))
     module.exit_json(changed=True, path=path, metadata_path=metadata_path, metadata=metadata)
 
 

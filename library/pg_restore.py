@@ -18,22 +18,16 @@ description:
   - Any failure before the swap drops the new database and leaves the live one as it was.
   - With O(compare=true), reports before the swap how the live database differs from the backup (tables
     only on one side, row counts per table), that is what the restore will discard.
+  - The same on an external server (O(db_mode=external)) - the fresh database is created on that server and
+    swapped there, C(pg_restore) runs in a client container of the server's major version, which reads the
+    backup bind-mounted read-only (no copy). O(db_user) must then be allowed to create databases, rename and drop
+    the live one (its owner, or a member of its owner role, with C(CREATEDB)) and end the app's sessions.
+  - O(db_container), O(db_name) and O(db_user) were called C(container), C(database) and C(user); those names
+    are still accepted.
 options:
   backup:
     description: Path of the C(.dump) written by M(pg_backup); its C(.json) metadata must be beside it.
     type: path
-    required: true
-  container:
-    description: Running database container (C(pg_restore) and C(psql) run in it).
-    type: str
-    required: true
-  database:
-    description: Live database to replace.
-    type: str
-    required: true
-  user:
-    description: Database role used (must be allowed to create and rename databases).
-    type: str
     required: true
   expected_state:
     description: Migration state the restored database must have (C(migrations_fingerprint), C(schema_fingerprint)).
@@ -73,7 +67,8 @@ options:
       - Above 1, C(pg_restore) needs a file it can seek in, so the backup is first copied into the database
         container (C(/tmp), mode 0600, removed as soon as C(pg_restore) ends; it needs as much free space there
         as the backup's size) and its sha256 is checked on the way in. When the copy fails (no space), the
-        restore falls back to one job, with a warning.
+        restore falls back to one job, with a warning. An external server's client container reads the backup
+        bind-mounted read-only instead (no copy; its sha256 is checked first).
       - With 1, the backup is checked, then streamed into C(pg_restore) without a copy.
     type: int
     default: 2
@@ -91,6 +86,7 @@ attributes:
     support: none
     details: Every run restores; run it only when the database must go back.
 extends_documentation_fragment:
+  - smart_deploy.database
   - smart_deploy.lock_heartbeat
 author:
   - smart-deploy contributors
@@ -100,9 +96,9 @@ EXAMPLES = r"""
 - name: Put the pre-deploy database back
   pg_restore:
     backup: /srv/shop/backups/shop-3f2a1b9c0d1e-20261129T045000Z.dump
-    container: shop-db
-    database: shop
-    user: shop
+    db_container: shop-db
+    db_name: shop
+    db_user: shop
   register: restored
 """
 
@@ -149,7 +145,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy.args import lock_heartbeat_spec
 from ansible.module_utils.smart_deploy.common import sha256_file, to_stamp, utc_now
 from ansible.module_utils.smart_deploy.lock import Heartbeat
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, database_state, psql, same_state
+from ansible.module_utils.smart_deploy.pgclient import PgServer, PsqlError, database_problem, database_spec
+from ansible.module_utils.smart_deploy.pgexec import same_state, server_state
 from ansible.module_utils.smart_deploy.pgroles import ownership_plan, parse_state, script, state_script
 
 
@@ -172,13 +169,13 @@ SELECT coalesce(json_object_agg(name, n), '{}') FROM (
 """
 
 
-def row_counts(docker, params, database):
-    return json.loads(psql(docker, params["container"], params["user"], database, ROW_COUNTS_SQL) or "{}")
+def row_counts(server, database):
+    return json.loads(server.psql(ROW_COUNTS_SQL, database=database) or "{}")
 
 
-def compare(docker, params, restore_db):
-    live = row_counts(docker, params, params["database"])
-    backup = row_counts(docker, params, restore_db)
+def compare(server, params, restore_db):
+    live = row_counts(server, params["db_name"])
+    backup = row_counts(server, restore_db)
     return {
         "tables_only_live": sorted(set(live) - set(backup)),
         "tables_only_in_backup": sorted(set(backup) - set(live)),
@@ -213,38 +210,45 @@ def remove_from(docker, container, target):
     subprocess.run([docker, "exec", container, "rm", "-f", target], capture_output=True, check=False)
 
 
-def run_pg_restore(docker, params, restore_db, copied):
+MOUNTED_BACKUP = "/smart-deploy/backup.dump"
+
+
+def run_pg_restore(server, params, restore_db, copied):
     """pg_restore into ``restore_db``: with O(jobs) jobs from the copy in the container (removed as soon as
-    pg_restore ends, whatever the outcome), else streamed from the backup."""
-    cmd = [docker, "exec", "-i", params["container"]]
-    args = ["--exit-on-error", "-U", params["user"], "-d", restore_db]
-    if copied["path"]:
+    pg_restore ends, whatever the outcome) or, on an external server, from the backup bind-mounted into the
+    client container; else streamed from the backup."""
+    args = ["--exit-on-error", "-U", params["db_user"], "-d", restore_db]
+    env = server.environ()
+    if server.external and params["jobs"] > 1:
+        cmd = server.command(["pg_restore", "-j", str(params["jobs"])] + args + [MOUNTED_BACKUP], mounts={params["backup"]: MOUNTED_BACKUP})
+        proc = subprocess.run(cmd, capture_output=True, check=False, env=env)
+    elif copied["path"]:
         script = 'pg_restore "$@"; status=$?; rm -f "$0"; exit $status'
-        proc = subprocess.run(cmd + ["sh", "-c", script, copied["path"], "-j", str(params["jobs"])] + args + [copied["path"]],
-                              capture_output=True, check=False)  # fmt: skip
+        proc = subprocess.run(server.command(["sh", "-c", script, copied["path"], "-j", str(params["jobs"])] + args + [copied["path"]]),
+                              capture_output=True, check=False, env=env)  # fmt: skip
         copied["path"] = None
     else:
         with open(params["backup"], "rb") as archive:
-            proc = subprocess.run(cmd + ["pg_restore"] + args, stdin=archive, capture_output=True, check=False)
+            proc = subprocess.run(server.command(["pg_restore"] + args), stdin=archive, capture_output=True, check=False, env=env)
     if proc.returncode != 0:
         raise PsqlError("pg_restore failed: %s" % proc.stderr.decode(errors="replace").strip()[-2000:])
 
 
-def hand_over(docker, params, restore_db):
+def hand_over(server, params, restore_db):
     """Give the restored database to the owner role and the app role its grants, when those roles exist."""
-    names = {"admin": params["user"], "owner": params["roles"]["owner"], "app": params["roles"]["app"], "database": restore_db}
-    state = parse_state(psql(docker, params["container"], params["user"], restore_db, state_script(names)))
+    names = {"admin": params["db_user"], "owner": params["roles"]["owner"], "app": params["roles"]["app"], "database": restore_db}
+    state = parse_state(server.psql(state_script(names), database=restore_db))
     if names["owner"] not in state["roles"] or names["app"] not in state["roles"]:
         return
     changes = ownership_plan(state, names)
     if changes:
-        psql(docker, params["container"], params["user"], restore_db, script(changes, names))
+        server.psql(script(changes, names), database=restore_db)
 
 
-def swap(docker, params, restore_db, replaced_db):
+def swap(server, params, restore_db, replaced_db):
     """Swap the restored database in, in one transaction (both renames or neither). New connections to
     the live database are refused meanwhile and existing ones terminated (the app reconnects)."""
-    live = params["database"]
+    live = params["db_name"]
     block = "ALTER DATABASE %s WITH ALLOW_CONNECTIONS false;" % quote_ident(live)
     terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid();" % (
         quote_literal(live)
@@ -256,29 +260,30 @@ def swap(docker, params, restore_db, replaced_db):
             # one psql run per attempt: (block,) terminate, both renames
             script = "\n".join(([block] if attempt == 0 else []) + [terminate, renames])
             try:
-                psql(docker, params["container"], params["user"], "postgres", script)
+                server.psql(script, database="postgres")
                 break
             except PsqlError:  # a terminated session had not gone yet
                 if attempt == 24:
                     raise
                 time.sleep(0.2)
     except PsqlError:
-        psql(docker, params["container"], params["user"], "postgres", "ALTER DATABASE %s WITH ALLOW_CONNECTIONS true;" % quote_ident(live))
+        server.psql("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true;" % quote_ident(live), database="postgres")
         raise
     # the restored database now has the live name; the replaced one is kept closed to the app
     if not params["keep_replaced"]:
-        psql(docker, params["container"], params["user"], "postgres", "DROP DATABASE %s WITH (FORCE);" % quote_ident(replaced_db))
+        server.psql("DROP DATABASE %s WITH (FORCE);" % quote_ident(replaced_db), database="postgres")
         return None
     return replaced_db
 
 
 def main():
+    spec = database_spec()
+    for option, alias in (("db_container", "container"), ("db_name", "database"), ("db_user", "user")):
+        spec[option]["aliases"] = [alias]
     module = AnsibleModule(
         argument_spec=dict(
+            spec,
             backup=dict(type="path", required=True),
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
             expected_state=dict(type="dict"),
             unless_state=dict(type="dict"),
             keep_replaced=dict(type="bool", default=True),
@@ -290,6 +295,9 @@ def main():
         ),
         supports_check_mode=True,
     )
+    problem = database_problem(module.params)
+    if problem:
+        module.fail_json(msg=problem)
     with Heartbeat.from_params(module.params.get("lock")):  # restoring a big database: the deploy lock stays fresh
         restore(module, module.params)
 
@@ -307,27 +315,29 @@ def restore(module, params):
         module.fail_json(msg="backup %s was never verified: refusing to restore it" % backup)
     if module.check_mode:
         check_sha256(module, backup, sha256_file(backup), metadata)
-        module.exit_json(changed=True, restored_from=backup, msg="would restore %s into %s" % (backup, params["database"]))
+        module.exit_json(changed=True, restored_from=backup, msg="would restore %s into %s" % (backup, params["db_name"]))
 
     docker = module.get_bin_path(params["docker_cli"], required=True)
+    server = PgServer.from_params(docker, params)
     started = time.monotonic()
-    # pg_restore -j reads a file it can seek in: a copy in the container, checked on its way in
-    copied = {"path": "/tmp/smart-deploy-restore-%s.dump" % secrets.token_hex(8) if params["jobs"] > 1 else None}
+    # pg_restore -j reads a file it can seek in: a copy in the container, checked on its way in (an external
+    # server's client container reads the backup bind-mounted)
+    copied = {"path": "/tmp/smart-deploy-restore-%s.dump" % secrets.token_hex(8) if params["jobs"] > 1 and not server.external else None}
     try:
         actual = None
         if copied["path"]:
             try:
-                actual = copy_into(docker, params["container"], backup, copied["path"])
+                actual = copy_into(docker, params["db_container"], backup, copied["path"])
             except PsqlError as exc:  # no room for the copy, say: one job, streamed, is slower but needs none
-                remove_from(docker, params["container"], copied["path"])
+                remove_from(docker, params["db_container"], copied["path"])
                 copied["path"] = None
                 module.warn("restoring with one job instead of %d: %s" % (params["jobs"], exc))
         check_sha256(module, backup, actual or sha256_file(backup), metadata)
-        jobs = params["jobs"] if copied["path"] else 1
-        result = restore_and_swap(module, params, docker, metadata, copied)
+        jobs = params["jobs"] if copied["path"] or server.external else 1
+        result = restore_and_swap(module, params, server, metadata, copied)
     finally:
         if copied["path"]:  # not restored from (pg_restore removes it)
-            remove_from(docker, params["container"], copied["path"])
+            remove_from(docker, params["db_container"], copied["path"])
     result.update(jobs=jobs, seconds=round(time.monotonic() - started, 3))
     module.exit_json(**result)
 
@@ -337,49 +347,43 @@ def check_sha256(module, backup, actual, metadata):
         module.fail_json(msg="backup %s is damaged: sha256 %s, metadata says %s" % (backup, actual, metadata.get("sha256")))
 
 
-def restore_and_swap(module, params, docker, metadata, copied):
+def restore_and_swap(module, params, server, metadata, copied):
     backup = params["backup"]
     expected = params["expected_state"] or metadata.get("migration_state") or {}
     if params["unless_state"]:
         try:
-            live_state = database_state(docker, params["container"], params["user"], params["database"])
+            live_state = server_state(server, params["db_name"])
         except PsqlError as exc:
             module.fail_json(msg="cannot read the live database's state: %s" % exc)
         if same_state(live_state, params["unless_state"]):
             module.exit_json(changed=False, unchanged=True, restored_from=None, msg="the live database is already in that state")
     stamp = to_stamp(utc_now()).lower()
-    restore_db = "%s__restore_%s" % (params["database"], stamp)
-    replaced_db = "%s__replaced_%s" % (params["database"], stamp)
+    restore_db = "%s__restore_%s" % (params["db_name"], stamp)
+    replaced_db = "%s__replaced_%s" % (params["db_name"], stamp)
     created = False
     try:
         # owned by the live database's owner (else the user): one psql run, the owner passed in a psql variable
         create = "SELECT coalesce((SELECT nullif(pg_get_userbyid(datdba), '') FROM pg_database WHERE datname = %s), %s) AS restore_owner"
         create = "%s \\gset\nCREATE DATABASE %s OWNER :\"restore_owner\";" % (
-            create % (quote_literal(params["database"]), quote_literal(params["user"])), quote_ident(restore_db))  # fmt: skip
-        psql(docker, params["container"], params["user"], "postgres", create)
+            create % (quote_literal(params["db_name"]), quote_literal(params["db_user"])), quote_ident(restore_db))  # fmt: skip
+        server.psql(create, database="postgres")
         created = True
-        run_pg_restore(docker, params, restore_db, copied)
-        state = database_state(docker, params["container"], params["user"], restore_db)
+        run_pg_restore(server, params, restore_db, copied)
+        state = server_state(server, restore_db)
         if expected.get("migrations_fingerprint") and not same_state(state, expected):
             raise PsqlError("the restored database's migrations or schema are not those recorded for the backup")
         if params["roles"]:
-            hand_over(docker, params, restore_db)
-        differences = compare(docker, params, restore_db) if params["compare"] else None
-        replaced = swap(docker, params, restore_db, replaced_db)
+            hand_over(server, params, restore_db)
+        differences = compare(server, params, restore_db) if params["compare"] else None
+        replaced = swap(server, params, restore_db, replaced_db)
         created = False
     except PsqlError as exc:
         if created:
             try:
-                psql(
-                    docker,
-                    params["container"],
-                    params["user"],
-                    "postgres",
-                    "DROP DATABASE IF EXISTS %s WITH (FORCE);" % quote_ident(restore_db),
-                )
+                server.psql("DROP DATABASE IF EXISTS %s WITH (FORCE);" % quote_ident(restore_db), database="postgres")
             except PsqlError:
                 pass
-        module.fail_json(msg="restoring %s failed; the live database %s was left as it was: %s" % (backup, params["database"], exc))
+        module.fail_json(msg="restoring %s failed; the live database %s was left as it was: %s" % (backup, params["db_name"], exc))
     result = dict(
         changed=True,
         unchanged=False,

@@ -50,24 +50,28 @@ def run_module(capsys):
     return ModuleRun(capsys)
 
 
-# The longest test files first (seconds each took in a fresh-clone run on three workers, in brackets): a file
+# The longest test files first (seconds each takes, in brackets): a file
 # runs whole on one worker (--dist loadfile), so the longest ones start first and no long file is the last
 # one left running while the other workers idle. Files not listed follow, in the order pytest collects them.
 LONGEST_FIRST = (
-    "integration/test_safety_net.py",  # (793)
-    "integration/test_daily_verbs.py",  # (596)
-    "integration/test_validation.py",  # (499)
-    "integration/test_malformed_inputs.py",  # (307)
-    "integration/test_least_privilege.py",  # (274)
-    "integration/test_concurrency.py",  # (233)
-    "integration/test_secrets.py",  # (222)
-    "integration/test_validation_syncdb.py",  # (192)
-    "molecule/test_cleanup.py",  # (171)
-    "integration/test_scratch_lock_and_sql.py",  # (169)
-    "integration/test_retention.py",  # (127)
-    "integration/test_deploy_shop.py",  # (72)
+    # seconds on a fresh clone with four workers (the 25 min 3 s run of 2026-11-30), or estimates
+    "integration/test_safety_net.py",  # (about 900: the failure at each step, the rollbacks)
+    "integration/test_overlaps_and_hooks.py",  # (about 700: secrets, overlapping deploys, hooks, on a deployment of its own)
+    "integration/test_validation.py",  # (about 570)
+    "integration/test_daily_verbs.py",  # (about 490)
+    "integration/test_notes.py",  # (about 450: three deploys, two validations of the notes sample)
+    "integration/test_malformed_inputs.py",  # (about 400)
+    "integration/test_least_privilege.py",  # (about 350: an upgrade from the previous version, two deploys)
+    "molecule/test_cleanup.py",  # (254)
+    "integration/test_scratch_lock_and_sql.py",  # (about 230)
+    "integration/test_external_db.py",  # (about 230: two deploys of the notes sample and a cleanup)
+    "integration/test_missing_migrations.py",  # (about 200)
+    "integration/test_validation_syncdb.py",  # (about 220)
+    "molecule/test_default.py",  # (about 170)
+    "integration/test_components.py",  # (about 120: one build of the notes image, the proxy, two role-level runs)
+    "integration/test_dev_any_app.py",  # (about 100: one image build, one dev up/down)
+    "integration/test_app_tests_own_settings.py",  # (about 40)
     "lint/test_lint.py",  # (68)
-    "molecule/test_default.py",  # (67)
 )
 
 

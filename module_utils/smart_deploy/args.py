@@ -43,13 +43,12 @@ def scratch_database_spec() -> dict:
 
 
 def database_container_spec() -> dict:
-    """Where the production database runs: its container, database and role (psql over the local
-    socket). Document with C(extends_documentation_fragment: smart_deploy.database)."""
-    return dict(
-        db_container=dict(type="str", required=True),
-        db_name=dict(type="str", required=True),
-        db_user=dict(type="str", required=True),
-    )
+    """Where the production database runs: its container, or an external server, the database and the
+    login (see module_utils/smart_deploy/pgclient.py). Check with pgclient.database_problem(params).
+    Document with C(extends_documentation_fragment: smart_deploy.database)."""
+    from ansible.module_utils.smart_deploy.pgclient import database_spec
+
+    return database_spec()
 
 
 def full_env(params: dict) -> dict:

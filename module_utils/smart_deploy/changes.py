@@ -61,3 +61,77 @@ def decide(classified: dict, component_triggers: dict, database_triggers, first_
         "nothing": not rebuild and not database,
         "first_deploy": first_deploy,
     }
+
+
+def context_glob(context: str, pattern: str = "**") -> str:
+    """A glob of ``pattern`` under a build context relative to the app source ('.' is the source itself)."""
+    context = (context or ".").strip().strip("/")
+    while context.startswith("./"):
+        context = context[2:]
+    return pattern if context in ("", ".") else "%s/%s" % (context, pattern)
+
+
+def derive_rules(components: dict, django: str = "backend", migration_paths=None) -> dict:
+    """Change-detection rules from what the app has: every file under a component's build context is that
+    component's (a context inside another's counts for both: the outer image may copy it), and the
+    migrations (``**/migrations/*.py`` under the Django component's context, or ``migration_paths``)
+    are a category of their own, which the Django component and the database steps follow.
+
+    Returns {"rules": {category: [globs]}, "component_triggers": {component: [categories]},
+    "database_triggers": [categories]}; a category is named after its component."""
+    rules, triggers = {}, {}
+    for name, spec in components.items():
+        context = (spec or {}).get("context", ".") if isinstance(spec, dict) else "."
+        rules[name] = [context_glob(context)]
+        triggers[name] = [name]
+    database = []
+    if django in components:
+        spec = components[django] if isinstance(components[django], dict) else {}
+        paths = list(migration_paths) if migration_paths else [context_glob(spec.get("context", "."), "**/migrations/*.py")]
+        rules["migrations"] = paths
+        triggers[django] = [django, "migrations"]
+        database = [django, "migrations"]
+    return {"rules": rules, "component_triggers": triggers, "database_triggers": database}
+
+
+def resolve_rules(
+    components=None, django: str = "backend", migration_paths=None, rules=None, component_triggers=None, database_triggers=None
+):
+    """The rules a deploy uses: each of ``rules``, ``component_triggers``, ``database_triggers`` given
+    (overrides, a whole at a time) or else derived from ``components`` (derive_rules). Component triggers
+    are kept only for components the app has, so a deploy never names one it does not have.
+
+    Returns (resolved, problems): resolved as derive_rules returns it, problems a list of messages."""
+    derived = (
+        derive_rules(components or {}, django, migration_paths)
+        if components
+        else {"rules": {}, "component_triggers": {}, "database_triggers": []}
+    )
+    resolved = {
+        "rules": dict(rules) if rules else derived["rules"],
+        "component_triggers": dict(component_triggers) if component_triggers else derived["component_triggers"],
+        "database_triggers": list(database_triggers) if database_triggers is not None else derived["database_triggers"],
+    }
+    problems = []
+    if not resolved["rules"]:
+        problems.append("no rules: give rules, or components to derive them from")
+    for category, patterns in resolved["rules"].items():
+        if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) and p for p in patterns):
+            problems.append("rules.%s must be a list of glob patterns, got %r" % (category, patterns))
+    if components:
+        resolved["component_triggers"] = {c: t for c, t in resolved["component_triggers"].items() if c in components}
+    for component, categories in resolved["component_triggers"].items():
+        if not isinstance(categories, list):
+            problems.append("component_triggers.%s must be a list of categories, got %r" % (component, categories))
+            continue
+        unknown = [c for c in categories if c not in resolved["rules"]]
+        if unknown:
+            problems.append("component_triggers.%s names categories with no rule: %s (rules: %s)"
+                            % (component, ", ".join(map(str, unknown)), ", ".join(sorted(resolved["rules"]))))  # fmt: skip
+    unknown = [c for c in resolved["database_triggers"] if c not in resolved["rules"]]
+    if unknown:
+        problems.append(
+            "database_triggers names categories with no rule: %s (rules: %s)"
+            % (", ".join(map(str, unknown)), ", ".join(sorted(resolved["rules"])))
+        )
+    return resolved, problems

@@ -16,11 +16,43 @@ standard library and Django, which the image already has. Top-level code is stan
                                 migrations, apply the rest), in one transaction when all are atomic
     python driver.py reverse    on production: undo a failed deploy's migrations when that loses
                                 no data, or say why not
+    python driver.py test       on a scratch database: the app's own test suite, with Django's test
+                                runner (what `manage.py test <args>` runs), the input's "args" being
+                                what follows `test`; exit status 1 when a test fails
+    python driver.py manage     `driver.py manage <args>` runs what `manage.py <args>` runs (runserver,
+                                migrate...) on the database below; Django's own output and exit
+                                status, no input, no JSON result (./deploy dev runs the app with it)
 
-Input: JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
-RESULT_MARK on stdout. Exit status: 0 done, 2 the command could not run (the JSON says why).
+Input (all but manage): JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
+RESULT_MARK on stdout. Exit status: 0 done, 1 the app's tests failed (test only), 2 the command could
+not run (the JSON says why).
+
+The database: smart-deploy chooses it, not the app's settings. When SMART_DEPLOY_DB_NAME is set, the
+driver imports the app's settings module and, before Django is set up and before any connection,
+replaces settings.DATABASES with one alias, 'default', pointed at exactly these values, whatever the
+settings read (their own variable names, DATABASE_URL, computed values):
+
+    SMART_DEPLOY_DB_HOST        host name or address ('' or unset: libpq's default, the local socket)
+    SMART_DEPLOY_DB_PORT        port number ('' or unset: libpq's default)
+    SMART_DEPLOY_DB_NAME        database name; the switch: unset or '' leaves the app's settings alone
+    SMART_DEPLOY_DB_USER        role to connect as
+    SMART_DEPLOY_DB_PASSWORD    its password (never written to the output, masked if it shows up there)
+    SMART_DEPLOY_DB_SSLMODE     optional: libpq's sslmode (disable, require, verify-full...)
+    SMART_DEPLOY_DB_OPTIONS     optional: a JSON object, the alias's OPTIONS (the app's OPTIONS are
+                                dropped: a 'service', 'passfile' or connection pool there could lead
+                                elsewhere)
+
+The app's ENGINE stays when it is a PostgreSQL backend (postgresql, postgis, or a wrapper with either
+in its dotted path), otherwise django.db.backends.postgresql; CONN_MAX_AGE is 0 and CONN_HEALTH_CHECKS
+off; ATOMIC_REQUESTS, AUTOCOMMIT, TIME_ZONE, DISABLE_SERVER_SIDE_CURSORS and TEST are kept from the
+app's 'default'; any other alias is dropped (code that uses one fails instead of writing elsewhere) and
+DATABASE_ROUTERS is emptied. After django.setup() the driver checks that Django's connection settings
+are still the chosen ones (an AppConfig.ready() could change them) and refuses to run otherwise. The
+result JSON says what was overridden under "database" (never the password).
 """
 
+import contextlib
+import copy
 import json
 import os
 import re
@@ -38,6 +70,7 @@ MAX_STATEMENTS = 200
 
 
 def emit(result):
+    result = redact(json.loads(json.dumps(result, default=str)), os.environ.get(DB_PASSWORD_ENV, ""))
     sys.stdout.flush()
     sys.stdout.write("\n" + RESULT_MARK + json.dumps(result, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
@@ -51,18 +84,138 @@ def read_input():
         return json.load(handle)
 
 
-def setup_django():
-    project_dir = os.environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
+def setup_django(environ=None):
+    """Set Django up in the app's project, on the database smart-deploy chose (see the module's
+    docstring). Returns the override's summary (no password), or None when the app's own settings are
+    used (SMART_DEPLOY_DB_NAME unset)."""
+    environ = os.environ if environ is None else environ
+    project_dir = environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
     if project_dir not in sys.path:
         sys.path.insert(0, project_dir)
     import django
 
+    if not environ.get("SMART_DEPLOY_DB_NAME"):  # the app's own database settings, as before
+        django.setup()
+        return None
+    from django.conf import settings
+
+    before = settings.DATABASES  # imports the app's settings module; connects nowhere
+    databases = database_override(environ, before)
+    wanted = copy.deepcopy(databases["default"])  # Django fills the dict in place; compare with a copy
+    settings.DATABASES = databases
+    settings.DATABASE_ROUTERS = []
     django.setup()
+    from django.db import connections, router
+
+    wrong = override_mismatch(wanted, connections.settings, router.routers)
+    if wrong:
+        raise RuntimeError("the database override did not hold after django.setup(): %s" % wrong)
+    return override_summary(before, databases)
 
 
 # --------------------------------------------------------------------------------------------------
 # Pure helpers (no Django): SQLSTATE, statement classification, schema comparison.
 # --------------------------------------------------------------------------------------------------
+
+
+DB_ENV = (
+    ("HOST", "SMART_DEPLOY_DB_HOST"), ("PORT", "SMART_DEPLOY_DB_PORT"), ("NAME", "SMART_DEPLOY_DB_NAME"),
+    ("USER", "SMART_DEPLOY_DB_USER"), ("PASSWORD", "SMART_DEPLOY_DB_PASSWORD"),
+)  # fmt: skip
+DB_PASSWORD_ENV = "SMART_DEPLOY_DB_PASSWORD"
+DEFAULT_ENGINE = "django.db.backends.postgresql"
+KEPT_DB_SETTINGS = ("ATOMIC_REQUESTS", "AUTOCOMMIT", "TIME_ZONE", "DISABLE_SERVER_SIDE_CURSORS", "TEST")
+CHECKED_DB_SETTINGS = ("ENGINE", "NAME", "USER", "HOST", "PORT", "OPTIONS", "CONN_MAX_AGE")
+
+
+def postgresql_engine(engine):
+    """Whether a DATABASES ENGINE is a PostgreSQL backend (Django's, PostGIS, or a wrapper of either)."""
+    if not isinstance(engine, str):
+        return False
+    parts = engine.lower().split(".")
+    return any(part.startswith(("postgresql", "postgis")) for part in parts)
+
+
+def database_override(environ, databases):
+    """The DATABASES the driver runs on: None when ``environ`` has no SMART_DEPLOY_DB_NAME (the app's
+    own settings stand), else a new dict with 'default' only, pointed at the SMART_DEPLOY_DB_* values.
+    ``databases`` (the app's DATABASES) is not changed. Errors never quote the password or OPTIONS."""
+    if not environ.get("SMART_DEPLOY_DB_NAME"):
+        return None
+    previous = (databases or {}).get("default") or {}
+    if not isinstance(previous, dict):
+        previous = {}
+    port = (environ.get("SMART_DEPLOY_DB_PORT") or "").strip()
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError("SMART_DEPLOY_DB_PORT is not a port number: %r" % port)
+    options = {}
+    raw_options = environ.get("SMART_DEPLOY_DB_OPTIONS") or ""
+    if raw_options.strip():
+        try:
+            options = json.loads(raw_options)
+        except ValueError:
+            options = None
+        if not isinstance(options, dict):
+            raise ValueError("SMART_DEPLOY_DB_OPTIONS is not a JSON object")
+    if environ.get("SMART_DEPLOY_DB_SSLMODE"):
+        options["sslmode"] = environ["SMART_DEPLOY_DB_SSLMODE"]
+    engine = previous.get("ENGINE")
+    default = {key: copy.deepcopy(previous[key]) for key in KEPT_DB_SETTINGS if key in previous}
+    default.update({key: environ.get(name) or "" for key, name in DB_ENV})
+    default.update(
+        ENGINE=engine if postgresql_engine(engine) else DEFAULT_ENGINE,
+        PORT=port,
+        OPTIONS=options,
+        CONN_MAX_AGE=0,
+        CONN_HEALTH_CHECKS=False,
+    )
+    return {"default": default}
+
+
+def override_summary(before, after):
+    """What the override changed, for the result JSON: the target and what was dropped (no password)."""
+    default = after["default"]
+    previous = (before or {}).get("default") or {}
+    return {
+        "overridden": True,
+        "engine": default["ENGINE"],
+        "host": default["HOST"],
+        "port": default["PORT"],
+        "name": default["NAME"],
+        "user": default["USER"],
+        "option_keys": sorted(default["OPTIONS"]),
+        "app_engine_replaced": previous.get("ENGINE") != default["ENGINE"],
+        "dropped_aliases": sorted(alias for alias in (before or {}) if alias != "default"),
+    }
+
+
+def override_mismatch(wanted, connection_settings, routers):
+    """Why Django's connection settings are not the override any more ('' when they are)."""
+    wrong = []
+    if sorted(connection_settings) != ["default"]:
+        wrong.append("aliases %s (expected only default)" % sorted(connection_settings))
+    actual = connection_settings.get("default", {})
+    for key in CHECKED_DB_SETTINGS:
+        if actual.get(key) != wanted.get(key):
+            wrong.append("%s is %r, not %r" % (key, actual.get(key), wanted.get(key)) if key != "OPTIONS" else "OPTIONS changed")
+    if actual.get("PASSWORD") != wanted.get("PASSWORD"):
+        wrong.append("PASSWORD changed")
+    if list(routers):
+        wrong.append("DATABASE_ROUTERS is not empty")
+    return "; ".join(wrong)
+
+
+def redact(value, secret):
+    """``value`` (JSON-like data) with every occurrence of ``secret`` in its strings masked."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, "********")
+    if isinstance(value, dict):
+        return {key: redact(item, secret) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item, secret) for item in value]
+    return value
 
 
 def sqlstate(exc):
@@ -316,17 +469,125 @@ def describe_migration(loader, migration):
     }
 
 
-def missing_migrations(loader):
-    """Model changes with no migration (what `makemigrations --check` reports), offline."""
+class NeedsDatabase(Exception):
+    """Raised instead of connecting while the SQL of missing migrations is generated offline."""
+
+
+@contextlib.contextmanager
+def sql_without_database(connection):
+    """Generate SQL the way `sqlmigrate` does but with no database: parameters are quoted client-side
+    (Django's PostgreSQL backend merges them with the server's help, psycopg's quoting needs none), and
+    any attempt to connect (an operation that reads the live schema, such as a foreign key's constraint
+    name) raises NeedsDatabase instead of trying a host the offline container cannot reach."""
+    quote = None
+    try:
+        from django.db.backends.postgresql.psycopg_any import sql as psycopg_sql
+
+        quote = psycopg_sql.quote
+    except Exception:  # not the PostgreSQL backend, or an older Django: no client-side quoting
+        quote = None
+    saved = {name: connection.__dict__.get(name) for name in ("ensure_connection", "connect")}
+    saved_compose = connection.ops.__dict__.get("compose_sql")
+
+    def refuse(*_args, **_kwargs):
+        raise NeedsDatabase("generating this SQL needs a database connection (it reads the live schema)")
+
+    def compose_sql(statement, params):
+        if quote is None:
+            raise NeedsDatabase("this database backend cannot quote values without a connection")
+        return statement % tuple(quote(value, None) for value in params)
+
+    connection.ensure_connection = refuse
+    connection.connect = refuse
+    connection.ops.compose_sql = compose_sql
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                connection.__dict__.pop(name, None)
+            else:
+                setattr(connection, name, value)
+        if saved_compose is None:
+            connection.ops.__dict__.pop("compose_sql", None)
+        else:
+            connection.ops.compose_sql = saved_compose
+
+
+def generated_in_order(changes):
+    """The migrations the autodetector generated ({app: [Migration]}), dependencies first."""
+    todo = {(m.app_label, m.name): m for migrations in changes.values() for m in migrations}
+    ordered = []
+    while todo:
+        ready = sorted(key for key, m in todo.items() if not any(tuple(dep) in todo for dep in m.dependencies if tuple(dep) != key))
+        if not ready:  # a cycle the autodetector would have split: keep a stable order
+            ready = sorted(todo)
+        for key in ready[:1]:
+            ordered.append(todo.pop(key))
+    return ordered
+
+
+def missing_migration_sql(migration, state, connection):
+    """The SQL of one generated migration applied to ``state`` (what `sqlmigrate` would print), per
+    operation; an operation whose SQL cannot be generated gets ``sql: None`` and an ``error``.
+    Returns (entry, state after the migration)."""
+    app = migration.app_label
+    operations = []
+    for operation in migration.operations:
+        after = state.clone()
+        operation.state_forwards(app, after)
+        item = {"type": type(operation).__name__, "describe": operation.describe()}
+        try:
+            with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+                operation.database_forwards(app, editor, state, after)
+            item["sql"] = [" ".join(str(s).split()) for s in editor.collected_sql if str(s).strip()]
+        except Exception as exc:  # NeedsDatabase, or an operation Django cannot write as SQL here
+            item["sql"] = None
+            item["error"] = error_message(exc)
+        operations.append(item)
+        state = after
+    if any(op["sql"] for op in operations):
+        kind = "sql"
+    elif any(op["sql"] is None for op in operations):
+        kind = "unknown"
+    else:
+        kind = "state-only"
+    entry = {
+        "app": app,
+        "name": migration.name,
+        "migration": key_of(migration),
+        "kind": kind,
+        "operations": operations,
+        "sql": [s for op in operations for s in op["sql"] or []],
+    }
+    return entry, state
+
+
+def missing_migrations(loader, connection=None, offline=True):
+    """Model changes with no migration (what `makemigrations --check` reports), classified the way Django
+    would decide them: the migrations makemigrations would write (never written: they live in memory
+    only) and the SQL `sqlmigrate` would print for them, applied in order after the release's own
+    migrations. ``kind`` per generated migration: ``state-only`` (no SQL: options, ordering, verbose
+    names, choices, help texts, managers...), ``sql`` (changes the schema: ``sql`` lists it) or ``unknown``
+    (its SQL could not be generated, ``offline`` without a database: an operation needed the live schema)."""
     from django.apps import apps
+    from django.db import connections
     from django.db.migrations.autodetector import MigrationAutodetector
     from django.db.migrations.questioner import NonInteractiveMigrationQuestioner
     from django.db.migrations.state import ProjectState
 
+    connection = connection or connections["default"]
     questioner = NonInteractiveMigrationQuestioner(specified_apps=(), dry_run=True)
     autodetector = MigrationAutodetector(loader.project_state(), ProjectState.from_apps(apps), questioner)
     changes = autodetector.changes(graph=loader.graph)
-    return {app: [op.describe() for migration in migrations for op in migration.operations] for app, migrations in changes.items()}
+    state = loader.project_state()
+    entries = []
+    guard = sql_without_database(connection) if offline else contextlib.nullcontext()
+    with guard:
+        for migration in generated_in_order(changes):
+            entry, state = missing_migration_sql(migration, state, connection)
+            entries.append(entry)
+    return entries
 
 
 def command_analyze(data):
@@ -334,7 +595,7 @@ def command_analyze(data):
     from django.db.migrations.executor import MigrationExecutor
 
     loader = offline_loader(data.get("applied", []))
-    result = {"errors": [], "conflicts": {}, "missing_migrations": {}, "unknown_applied": []}
+    result = {"errors": [], "conflicts": {}, "missing_migrations": [], "unknown_applied": []}
     try:
         loader.check_consistent_history(loader.connection)
     except InconsistentMigrationHistory as exc:
@@ -345,14 +606,12 @@ def command_analyze(data):
         result["errors"].append(
             "conflicting migrations (several leaf nodes) in %s: run makemigrations --merge" % ", ".join(sorted(conflicts))
         )
+    # Missing migrations are not pre-check errors: the strategy decides on them (warning when state-only,
+    # abort naming the SQL otherwise) and the rehearsal of the release's own migrations still runs.
     try:
-        result["missing_migrations"] = missing_migrations(loader)
-    except Exception as exc:  # the autodetector can fail on exotic projects; say so, do not block
-        result["missing_migrations_error"] = error_message(exc)
-    if result["missing_migrations"]:
-        result["errors"].append(
-            "models have changes with no migration (makemigrations --check): %s" % json.dumps(result["missing_migrations"], sort_keys=True)
-        )
+        result["missing_migrations"] = missing_migrations(loader, offline=True)
+    except Exception as exc:  # the autodetector can fail on exotic projects: the strategy warns, names it
+        result["missing_migrations"] = [{"app": None, "migration": None, "kind": "unchecked", "error": error_message(exc)}]
     known = {"%s.%s" % key for key in loader.graph.nodes}
     for key in loader.replacements.values():
         known |= {"%s.%s" % replaced for replaced in key.replaces}
@@ -728,6 +987,13 @@ def command_rehearse(data):
         after = MigrationExecutor(connection)
         remaining = after.migration_plan(after.loader.graph.leaf_nodes())
         result["post_check"] = {"pending_after": [key_of(m) for m, _b in remaining], "ok": not remaining}
+        if data.get("missing_migrations"):
+            # what the offline analysis could not write (an operation reads the live schema): the copy is now at the
+            # release's state, so its schema answers; collect_sql runs nothing, the introspection only reads
+            try:
+                result["missing_migrations"] = missing_migrations(after.loader, connection, offline=False)
+            except Exception as exc:  # the offline classification stands
+                result["missing_migrations_error"] = error_message(exc)
     return result
 
 
@@ -758,12 +1024,10 @@ def set_lock_timeout(connection, value):
         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [value or "0"])
 
 
-def apply_plan(executor, plan, fake, fail_after, result):
+def apply_plan(executor, plan, fake, result):
     """Apply ``plan`` in order (faking the listed keys); returns the final project state."""
     state = executor._create_project_state(with_applied_migrations=True)
-    for index, (migration, _backwards) in enumerate(plan):
-        if fail_after is not None and index == fail_after:
-            raise RuntimeError("injected failure after %d migrations (smart_deploy_fail_at=mid_migration)" % index)
+    for migration, _backwards in plan:
         key = key_of(migration)
         if key in fake:
             executor.record_migration(migration)
@@ -791,7 +1055,6 @@ def command_apply(data):
     expected = data.get("expected_plan")
     fake = list(data.get("fake", []))
     retries = int(data.get("lock_retries", 3))
-    fail_after = data.get("fail_after")
     result = {"applied": [], "faked": [], "errors": [], "attempts": 0}
     advisory_lock(connection, int(data.get("advisory_key", 0)))
     try:
@@ -819,9 +1082,9 @@ def command_apply(data):
             try:
                 if batch:
                     with transaction.atomic(using=connection.alias):
-                        state = apply_plan(executor, plan, fake, fail_after, result)
+                        state = apply_plan(executor, plan, fake, result)
                 else:
-                    state = apply_plan(executor, plan, fake, fail_after, result)
+                    state = apply_plan(executor, plan, fake, result)
             except Exception as exc:
                 code = sqlstate(exc)
                 if batch:  # the transaction rolled back: nothing of this attempt stayed
@@ -942,23 +1205,143 @@ def command_reverse(data):
     return result
 
 
-COMMANDS = {"analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply, "reverse": command_reverse}
+def command_test(data):
+    """The app's test suite with Django's test runner, as `manage.py test <data["args"]>` runs it, but on
+    the database the override chose (the runner creates its test database next to it). Result: passed,
+    and the counts when the runner is Django's DiscoverRunner or a subclass."""
+    from django.conf import settings
+    from django.core.management import call_command, load_command_class
+    from django.core.management.utils import get_command_line_option
+    from django.test.utils import get_runner
+
+    args = [str(arg) for arg in data.get("args", [])]
+    testrunner = get_command_line_option(["driver.py", "test"] + args, "--testrunner")
+    runner_class = get_runner(settings, testrunner)
+    counts = {}
+    original = getattr(runner_class, "suite_result", None)
+    if original is not None:
+
+        def suite_result(self, suite, result, **kwargs):
+            counts.update(
+                tests=result.testsRun, failures=len(result.failures), errors=len(result.errors),
+                skipped=len(getattr(result, "skipped", [])), expected_failures=len(getattr(result, "expectedFailures", [])),
+                unexpected_successes=len(getattr(result, "unexpectedSuccesses", [])),
+            )  # fmt: skip
+            return original(self, suite, result, **kwargs)
+
+        runner_class.suite_result = suite_result
+    command = load_command_class("django.core", "test")
+    command.test_runner = testrunner  # what run_from_argv does: the runner's own options are known
+    status = 0
+    try:
+        call_command(command, *args)
+    except SystemExit as exc:  # the test command exits 1 when a test failed
+        status = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        if original is not None:
+            runner_class.suite_result = original
+    return {"passed": status == 0, "status": status, "args": args, "counts": counts}
+
+
+SETTINGS_DEFAULT = re.compile(r"""environ\.setdefault\(\s*["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']""")
+
+
+def settings_module_in(manage_py):
+    """The settings module a manage.py names in its ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)``
+    (None when it names none)."""
+    match = SETTINGS_DEFAULT.search(manage_py or "")
+    return match.group(1) if match else None
+
+
+def database_line(default):
+    """One line for the output: where Django's 'default' database is now (never the password)."""
+    return "smart-deploy: Django's database is %s@%s:%s/%s (from SMART_DEPLOY_DB_*, whatever the app's settings read)" % (
+        default["USER"] or "-", default["HOST"] or "local socket", default["PORT"] or "default port", default["NAME"])  # fmt: skip
+
+
+def command_manage(args, environ=None):
+    """`driver.py manage <args>`: what `manage.py <args>` runs (Django's execute_from_command_line), on the
+    database smart-deploy chose when SMART_DEPLOY_DB_NAME is set. Output and exit status are Django's
+    (no RESULT_MARK line): this is for long-running commands such as runserver (./deploy dev).
+
+    Only the settings are touched before Django's command line runs, never django.setup(): runserver sets
+    Django up under its autoreloader itself, which keeps watching the code when the app fails to load. The
+    autoreloader restarts the process with the same command line and environment, so each process takes
+    the override from SMART_DEPLOY_DB_* again. A check right after django.setup(), before any connection,
+    refuses to go on when the app's start-up (an AppConfig.ready()) changed the connection settings back
+    (under runserver the autoreloader shows the error and keeps watching the code).
+    The settings module: DJANGO_SETTINGS_MODULE, else the one the project's manage.py names."""
+    environ = os.environ if environ is None else environ
+    project_dir = environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
+    if not environ.get("DJANGO_SETTINGS_MODULE"):
+        manage_py = os.path.join(project_dir, "manage.py")
+        if os.path.exists(manage_py):
+            with open(manage_py, encoding="utf-8", errors="replace") as handle:
+                found = settings_module_in(handle.read())
+            if found:
+                environ["DJANGO_SETTINGS_MODULE"] = found  # the autoreloader's child inherits it
+    if environ.get("SMART_DEPLOY_DB_NAME"):
+        from django.conf import settings
+
+        try:
+            databases = database_override(environ, settings.DATABASES)  # imports the settings; connects nowhere
+        except ValueError as exc:
+            sys.stderr.write("smart-deploy: %s\n" % exc)
+            return 2
+        wanted = copy.deepcopy(databases["default"])
+        settings.DATABASES = databases
+        settings.DATABASE_ROUTERS = []
+
+        import django
+
+        def refuse_if_undone():
+            from django.db import connections, router
+
+            wrong = override_mismatch(wanted, connections.settings, router.routers)
+            if wrong:
+                raise RuntimeError("the database override did not hold after django.setup(): %s" % wrong)
+
+        def setup_then_check(*args, **kwargs):  # Django's command line calls django.setup() by this name
+            django_setup(*args, **kwargs)
+            refuse_if_undone()
+
+        django_setup = django.setup
+        django.setup = setup_then_check
+        sys.stderr.write(database_line(databases["default"]) + "\n")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["manage.py"] + [str(arg) for arg in args])
+    return 0
+
+
+COMMANDS = {
+    "analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply, "reverse": command_reverse,
+    "test": command_test,
+}  # fmt: skip
+# Commands that take their arguments from the command line and print what Django prints (no JSON).
+ARGV_COMMANDS = {"manage": command_manage}
 
 
 def main(argv):
+    if len(argv) > 1 and argv[1] in ARGV_COMMANDS:
+        return ARGV_COMMANDS[argv[1]](argv[2:])
     if len(argv) != 2 or argv[1] not in COMMANDS:
         emit({"ok": False, "error": "usage: driver.py {%s}" % "|".join(sorted(COMMANDS))})
         return 2
     try:
         data = read_input()
-        setup_django()
+        database = setup_django()
         result = COMMANDS[argv[1]](data)
+        if database is not None:
+            result["database"] = database
     except Exception as exc:  # report every failure as data, the module decides
         emit({"ok": False, "error": error_message(exc), "sqlstate": sqlstate(exc), "traceback": traceback.format_exc(limit=12)})
         return 2
     result["ok"] = True
     emit(result)
-    return 0
+    return 1 if result.get("passed") is False else 0
 
 
 if __name__ == "__main__":

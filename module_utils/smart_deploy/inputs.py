@@ -20,6 +20,10 @@ APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 PG_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+# A host name or address a container connects to (letters, digits, '.', '-', '_', ':' for IPv6).
+DB_HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
+DB_MODES = ("container", "external")
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ROUTE_PATH_RE = re.compile(r"^/[A-Za-z0-9/_.~-]*$")
 # docker logs --since: a Go duration (10m, 1h30m, 45s), a unix time, or an RFC 3339 date/time
@@ -28,7 +32,13 @@ SINCE_RE = re.compile(
 )
 TRUE_WORDS = ("true", "yes", "on", "1", "y", "t")
 FALSE_WORDS = ("false", "no", "off", "0", "n", "f")
-FAULT_SWITCHES = ("", "after_backup", "mid_migration", "after_migration", "container_start", "health_check", "rollback")
+# Abort reason codes smart_deploy_accept may list: the keys of strategy.REASON_CODES (a unit test keeps them equal;
+# this file stays self-contained, the action plugin loads it by its path)
+ACCEPT_CODES = (
+    "inconsistent-history", "migration-conflict", "missing-migration-sql", "missing-migration-unknown", "copy-not-faithful",
+    "rehearsal-failed", "plan-mismatch", "not-rehearsed", "schema-drift", "duplicate-rows", "null-rows", "rows-without-value",
+    "migration-failed", "fake-unproven", "migration-not-applied", "pending-after-rehearsal", "abort-on-warning",
+)  # fmt: skip
 
 # Folders a state folder may never be, nor be inside of (those in SYSTEM_TREES). A state folder gets
 # mode 0750, its own files and subfolders: pointing it at a shared or system folder would change that
@@ -80,9 +90,12 @@ BOOLEANS = ("smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_alway
 GROUPS = {
     "app": (
         "smart_deploy_app_name", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
+        "smart_deploy_django_component",
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
-        "smart_deploy_app_env", "smart_deploy_app_secret_env", "smart_deploy_fail_at", "health_check_endpoints", "smart_deploy_routes",
+        "smart_deploy_db_mode", "smart_deploy_db_host", "smart_deploy_db_port", "smart_deploy_db_sslmode", "smart_deploy_db_client_image",
+        "smart_deploy_app_env", "smart_deploy_app_secret_env", "health_check_endpoints", "smart_deploy_routes",
+        "smart_deploy_accept",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
     "rollback": ("release", "restore_db"),
@@ -200,17 +213,67 @@ def env_problems(name: str, env: Any, secret: bool) -> List[str]:
     return problems
 
 
-def component_problems(components: Any, source: Optional[str], source_is_dir) -> List[str]:
+# Keys of the Django component's entry that say where the app lives in its image.
+SETTINGS_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+PYTHON_VERSION_RE = re.compile(r"^3\.\d{1,2}$")
+
+
+def relative_path_problem(where: str, value: Any, may_be_empty: bool = False) -> Optional[str]:
+    """Why ``value`` is not a path inside a component's context (None when it is)."""
+    if may_be_empty and value == "":
+        return None
+    if not isinstance(value, str) or not value.strip() or value.startswith("/") or ".." in value.split("/"):
+        return "%s must be a path inside the component's context (relative, no '..'), got %r" % (where, value)
+    return None
+
+
+def django_layout_problems(where: str, spec: dict) -> List[str]:
+    """The image-layout keys of the Django component (project_dir, python, settings_module, source_dir,
+    requirements, wheels, python_version, platforms): each optional, each checked when given."""
+    problems = []
+    project_dir = spec.get("project_dir", "")
+    if project_dir not in ("", None) and (not isinstance(project_dir, str) or not project_dir.startswith("/")):
+        problems.append(
+            "%s.project_dir must be the absolute folder of manage.py in the image (such as /app), got %r" % (where, project_dir)
+        )
+    python = spec.get("python", "python")
+    if not isinstance(python, str) or not python.strip() or " " in python:
+        problems.append("%s.python must be the Python command of the image (python, /opt/venv/bin/python), got %r" % (where, python))
+    settings = spec.get("settings_module", "")
+    if settings not in ("", None) and (not isinstance(settings, str) or not SETTINGS_MODULE_RE.match(settings)):
+        problems.append("%s.settings_module must be a dotted Python module (mysite.settings), got %r" % (where, settings))
+    for key, empty_ok in (("source_dir", False), ("requirements", True), ("wheels", False)):
+        if key in spec:
+            problem = relative_path_problem("%s.%s" % (where, key), spec[key], may_be_empty=empty_ok)
+            if problem:
+                problems.append(problem)
+    version = spec.get("python_version", "3.11")
+    if not isinstance(version, str) or not PYTHON_VERSION_RE.match(version):
+        problems.append("%s.python_version must be the image's Python as a quoted string such as '3.11', got %r" % (where, version))
+    platforms = spec.get("platforms", ["manylinux2014_x86_64"])
+    if not isinstance(platforms, list) or not platforms or not all(isinstance(p, str) and p.strip() for p in platforms):
+        problems.append("%s.platforms must be a list of wheel platforms (manylinux2014_x86_64), got %s" % (where, describe(platforms)))
+    return problems
+
+
+def component_problems(components: Any, source: Optional[str], source_is_dir, django: Any = "backend") -> List[str]:
     name = "smart_deploy_components"
     if not isinstance(components, dict) or not components:
         return ["%s must be a mapping of component name -> {context, container, port, ...}, got %s" % (name, describe(components))]
     problems = []
-    if "backend" not in components:
-        problems.append("%s has no 'backend' component (the Django app)" % name)
+    if not isinstance(django, str) or not django:
+        problems.append("smart_deploy_django_component must name the component that holds Django, got %r" % (django,))
+    elif django not in components:
+        problems.append(
+            "%s has no '%s' component (the Django app, smart_deploy_django_component): a backend-only app needs only "
+            "{%s: {context: ., port: 8000, health_path: /}}; frontend and others are optional (components: %s)"
+            % (name, django, django, ", ".join(sorted(map(str, components))))
+        )
     if "proxy" in components:
         problems.append(
             "%s has a 'proxy' component: smart-deploy runs its own proxy (HAProxy) in front of the app; "
-            "remove it and say which paths go where in smart_deploy_routes" % name
+            "remove it and say which paths go where in smart_deploy_routes "
+            "(README, 'An app that brings its own proxy')" % name
         )
     for component, spec in components.items():
         if component == "proxy":
@@ -234,11 +297,25 @@ def component_problems(components: Any, source: Optional[str], source_is_dir) ->
         container = spec.get("container", component)
         if not isinstance(container, str) or not DOCKER_NAME_RE.match(container):
             problems.append("%s.container must be a container name (letters, digits, '_', '.', '-', no space), got %r" % (where, container))
+        elif container == "proxy":
+            problems.append(
+                "%s.container is 'proxy', the name of smart-deploy's own proxy container (<app>-proxy): "
+                "give the component another container name (README, 'An app that brings its own proxy')" % where
+            )
         if "port" in spec and not (as_int(spec["port"]) is not None and 1 <= as_int(spec["port"]) <= 65535):
             problems.append("%s.port must be a port number 1-65535, got %s" % (where, describe(spec["port"])))
         health = spec.get("health_path")
         if health is not None and health != "" and (not isinstance(health, str) or not health.startswith("/")):
             problems.append("%s.health_path must start with '/', got %r" % (where, health))
+        mounts = spec.get("dev_mounts", {})
+        if not isinstance(mounts, dict) or not all(
+            relative_path_problem("", key) is None and isinstance(value, str) and value.startswith("/") for key, value in mounts.items()
+        ):
+            problems.append(
+                "%s.dev_mounts must map folders of the context to absolute folders in the container, got %s" % (where, describe(mounts))
+            )
+        if component == django:
+            problems += django_layout_problems(where, spec)
     return problems
 
 
@@ -268,6 +345,30 @@ def route_problems(routes: Any, components: Any) -> List[str]:
     return problems
 
 
+def accept_codes(value: Any) -> Optional[List[str]]:
+    """smart_deploy_accept as a list of codes: a list, or one string of codes separated by commas
+    (what ``-e smart_deploy_accept=a,b`` gives); None when it is neither."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(code, str) for code in value):
+        return None
+    return [code.strip() for code in value if code.strip()]
+
+
+def accept_problems(value: Any) -> List[str]:
+    codes = accept_codes(value)
+    if codes is None:
+        return ["smart_deploy_accept must be a list of abort reason codes or one string of codes separated by commas, got %s"
+                % describe(value)]  # fmt: skip
+    unknown = [code for code in codes if code not in ACCEPT_CODES]
+    if unknown:
+        return ["smart_deploy_accept: unknown abort reason code%s %s (known: %s)" % ("s" if len(unknown) > 1 else "",
+                ", ".join(repr(c) for c in unknown), ", ".join(ACCEPT_CODES))]  # fmt: skip
+    return []
+
+
 def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     problems = []
     name = v.get("smart_deploy_app_name")
@@ -285,7 +386,9 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     if problem:
         problems.append(problem)
     if "smart_deploy_components" in v:
-        problems += component_problems(v["smart_deploy_components"], source, source_is_dir)
+        problems += component_problems(
+            v["smart_deploy_components"], source, source_is_dir, v.get("smart_deploy_django_component", "backend")
+        )
     if "smart_deploy_routes" in v:
         problems += route_problems(v["smart_deploy_routes"], v.get("smart_deploy_components"))
     release = v.get("smart_deploy_release", "")
@@ -299,6 +402,7 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     for key in ("smart_deploy_db_name", "smart_deploy_db_user"):
         if key in v and (not isinstance(v[key], str) or not PG_NAME_RE.match(v[key])):
             problems.append("%s must be 1-48 letters, digits or '_', got %r" % (key, v[key]))
+    problems += database_problems(v)
     if "smart_deploy_http_bind" in v:
         try:
             ipaddress.ip_address(str(v["smart_deploy_http_bind"]))
@@ -312,9 +416,8 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
             problems.append("smart_deploy_http_port must be a port number 1-65535, got %s" % describe(v["smart_deploy_http_port"]))
     problems += env_problems("smart_deploy_app_env", v.get("smart_deploy_app_env"), secret=False)
     problems += env_problems("smart_deploy_app_secret_env", v.get("smart_deploy_app_secret_env"), secret=True)
-    fault = v.get("smart_deploy_fail_at", "")
-    if fault not in FAULT_SWITCHES:
-        problems.append("smart_deploy_fail_at (a test switch) must be empty or one of %s, got %r" % (", ".join(FAULT_SWITCHES[1:]), fault))
+    if "smart_deploy_accept" in v:
+        problems += accept_problems(v["smart_deploy_accept"])
     endpoints = v.get("health_check_endpoints")
     if endpoints is not None:
         if not isinstance(endpoints, list):
@@ -340,6 +443,35 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     for key in BOOLEANS:
         if key in v and as_bool(v[key]) is None:
             problems.append("%s must be true or false, got %s" % (key, describe(v[key])))
+    return problems
+
+
+def database_problems(v: dict) -> List[str]:
+    """Where the database is: smart_deploy_db_mode and, for an external server, its host, port and sslmode."""
+    problems = []
+    mode = v.get("smart_deploy_db_mode", "container")
+    if mode not in DB_MODES:
+        return ["smart_deploy_db_mode must be container (smart-deploy runs PostgreSQL) or external (your own server), got %s"
+                % describe(mode)]  # fmt: skip
+    port = as_int(v["smart_deploy_db_port"]) if "smart_deploy_db_port" in v else 5432
+    if port is None or not 1 <= port <= 65535:
+        problems.append("smart_deploy_db_port must be a port number 1-65535, got %s" % describe(v.get("smart_deploy_db_port")))
+    elif mode == "container" and port != 5432:
+        problems.append("smart_deploy_db_port is %d, but the database container listens on 5432: set it only with "
+                        "smart_deploy_db_mode: external" % port)  # fmt: skip
+    if "smart_deploy_db_sslmode" in v and v["smart_deploy_db_sslmode"] not in SSLMODES:
+        problems.append("smart_deploy_db_sslmode must be one of %s, got %s" % (", ".join(SSLMODES), describe(v["smart_deploy_db_sslmode"])))
+    if mode == "external":
+        host = v.get("smart_deploy_db_host")
+        if not host:
+            problems.append("smart_deploy_db_host is required with smart_deploy_db_mode: external - the server's host name or address "
+                            "as the app's containers reach it (host.docker.internal for a server on the target itself)")  # fmt: skip
+        elif not isinstance(host, str) or not DB_HOST_RE.match(host):
+            problems.append("smart_deploy_db_host must be a host name or an IP address, got %s" % describe(host))
+        image = v.get("smart_deploy_db_client_image", "postgres:{major}-bookworm")
+        if not isinstance(image, str) or not image or " " in image:
+            problems.append("smart_deploy_db_client_image must be an image name (with {major} for the server's major version), got %s"
+                            % describe(image))  # fmt: skip
     return problems
 
 

@@ -130,6 +130,7 @@ def driver_run_argv(
     project_dir: str = None,
     limits: Limits = None,
     host_cpus: Optional[int] = None,
+    extra_hosts: Optional[list] = None,
 ) -> list:
     """The ``docker run`` command line of a driver one-off (no secret on it: they are in ``env_path``)."""
     cmd = [docker, "run", "--rm", "--name", name, "--env-file", env_path,
@@ -141,6 +142,8 @@ def driver_run_argv(
     cmd += limit_args(limits, host_cpus)
     if network:
         cmd += ["--network", network]
+    for host in extra_hosts or []:  # host.docker.internal:host-gateway, for an external database on this host
+        cmd += ["--add-host", host]
     if project_dir:
         cmd += ["--workdir", project_dir]
     return cmd + [image, "/smart-deploy/driver.py", command]
@@ -160,6 +163,7 @@ def run_driver(
     timeout: float = None,
     source: str = None,
     limits: Limits = None,
+    extra_hosts: list = None,
 ):
     """Run ``driver.py <command>`` in a throwaway container of ``image``; return (result, output).
 
@@ -187,7 +191,8 @@ def run_driver(
         env_path = os.path.join(tmpdir, "env")
         write_env_file(env_path, env)
         cmd = driver_run_argv(docker, image, command, name, env_path, driver_path, input_path, python=python, labels=labels,
-                              network=network, project_dir=project_dir, limits=limits, host_cpus=os.cpu_count())  # fmt: skip
+                              network=network, project_dir=project_dir, limits=limits, host_cpus=os.cpu_count(),
+                              extra_hosts=extra_hosts)  # fmt: skip
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:

@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: smart-deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""psql in a database container (docker exec), and production's migration state read with it.
+"""Production's migration state, read with psql (module_utils/smart_deploy/pgclient.py runs it: in the
+database container, or in a client container of an external server's major version).
 
-No application code runs here: the catalog and django_migrations are read by PostgreSQL's own tools
-in the database's own container, over its local socket.
+No application code runs here: the catalog and django_migrations are read by PostgreSQL's own tools.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ from ansible.module_utils.smart_deploy.pgcatalog import (
     fingerprint,
     migrations_fingerprint,
 )
-
-
-class PsqlError(Exception):
-    pass
+from ansible.module_utils.smart_deploy.pgclient import PgServer, PsqlError  # noqa: F401 (PsqlError re-exported)
 
 
 def docker_ok(docker: str, *args: str) -> bool:
@@ -36,11 +33,8 @@ def container_running(docker: str, name: str) -> bool:
 
 
 def psql(docker: str, container: str, user: str, database: str, sql: str) -> str:
-    cmd = [docker, "exec", "-i", container, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", database]
-    result = subprocess.run(cmd, input=sql, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise PsqlError("psql in %s failed: %s" % (container, result.stderr.strip()))
-    return result.stdout.strip()
+    """psql in a database container (kept for callers that only know a container)."""
+    return PgServer(docker, container=container, user=user).psql(sql, database=database)
 
 
 # Applied migrations (when Django's history table exists) and the schema's lines, in one psql run: one
@@ -56,7 +50,12 @@ SELECT json_build_object('applied', '[]'::json, 'schema', (%(schema)s));
 
 def database_state(docker: str, container: str, user: str, database: str, with_tables: bool = False) -> dict:
     """Applied migrations, their fingerprint and the schema fingerprint of a database in a container."""
-    found = json.loads(psql(docker, container, user, database, STATE_SCRIPT))
+    return server_state(PgServer(docker, container=container, user=user), database, with_tables)
+
+
+def server_state(server: PgServer, database: str = None, with_tables: bool = False) -> dict:
+    """Applied migrations, their fingerprint and the schema fingerprint of ``database`` on ``server``."""
+    found = json.loads(server.psql(STATE_SCRIPT, database=database))
     applied = found["applied"]
     state = {
         "applied": applied,
@@ -66,7 +65,7 @@ def database_state(docker: str, container: str, user: str, database: str, with_t
         "schema_fingerprint": fingerprint(found["schema"].strip()),
     }
     if with_tables:
-        state.update(json.loads(psql(docker, container, user, database, TABLES_SQL)))
+        state.update(json.loads(server.psql(TABLES_SQL, database=database)))
     return state
 
 

@@ -84,6 +84,18 @@ def sweep(docker, app):
     return found
 
 
+def driver_db_env(host, port, name, user, password):
+    """The environment that points the smart-deploy driver at a database (SMART_DEPLOY_DB_*, read by
+    django_driver.setup_django(), which overrides the app's settings.DATABASES with them)."""
+    return {
+        "SMART_DEPLOY_DB_HOST": host,
+        "SMART_DEPLOY_DB_PORT": str(port),
+        "SMART_DEPLOY_DB_NAME": name,
+        "SMART_DEPLOY_DB_USER": user,
+        "SMART_DEPLOY_DB_PASSWORD": password,
+    }
+
+
 def docker_root_dir(docker):
     """The folder holding Docker's data (images, containers, volumes) on this host, or None."""
     result = run(docker, "info", "--format", "{{.DockerRootDir}}", check=False)
@@ -156,8 +168,11 @@ class Scratch:
         raise ScratchError("the scratch database did not start within %d s: %s" % (ready_timeout, logs.stderr[-1000:]))
 
     def env(self, base_env):
-        """The app's environment, pointed at the scratch database."""
+        """The app's environment, pointed at the scratch database: SMART_DEPLOY_DB_* for the driver (which
+        overrides the app's DATABASES with them, whatever names its settings read), and POSTGRES_* and
+        DATABASE_URL for settings that read those (the shop's)."""
         env = dict(base_env or {})
+        env.update(driver_db_env(self.container, "5432", self.database, self.user, self.password))
         env.update(
             POSTGRES_HOST=self.container,
             POSTGRES_PORT="5432",

@@ -9,11 +9,108 @@
 - fake: every pending migration applied on the copy, some of them only after being faked with a
   proof (the objects existed and equalled what the migration creates); ``fake`` lists them in order;
 - normal: every pending migration applied on the copy, or nothing is pending.
+
+Every abort reason has a stable code (REASON_CODES). ``accept`` lists codes the user accepted
+(``-e smart_deploy_accept=<code>``): reasons with an accepted code do not abort, they are returned in
+``accepted`` (code, reason) and the verdict is what it would be without them: ``fake`` when every fake
+is proven, else ``normal``. An accepted code that did not occur is harmless (``accepted_unused``).
+
+Missing migrations (model changes with no migration, what ``makemigrations --check`` reports) are
+classified by the driver with the SQL ``sqlmigrate`` would print for the migrations makemigrations
+would write: state-only ones (no SQL) are warnings, never aborts; SQL-changing ones abort naming the SQL.
 """
 
 from __future__ import annotations
 
 NORMAL, FAKE, ABORT = "normal", "fake", "abort"
+
+# code -> what it means; README "Migration checks" documents the same table (tests keep them equal)
+REASON_CODES = {
+    "inconsistent-history": "a migration is applied in production before one it depends on",
+    "migration-conflict": "an app has several leaf migrations (run makemigrations --merge)",
+    "missing-migration-sql": "models have changes with no migration, and that migration would change the schema (SQL named)",
+    "missing-migration-unknown": "models have changes with no migration whose SQL could not be generated (operations named)",
+    "copy-not-faithful": "the rehearsal copy's schema or migration history differs from production's",
+    "rehearsal-failed": "the rehearsal could not run, or reported an error of its own",
+    "plan-mismatch": "the copy's migration plan differs from the analysed one",
+    "not-rehearsed": "pending migrations were not rehearsed on a copy (no copy made)",
+    "schema-drift": "a migration failed on the copy because production's schema differs from what the migrations expect",
+    "duplicate-rows": "a migration failed on the copy: a unique constraint meets duplicated values",
+    "null-rows": "a migration failed on the copy: NOT NULL meets NULL rows",
+    "rows-without-value": "a migration failed on the copy: a new NOT NULL column without a default on a table with rows",
+    "migration-failed": "a migration failed on the copy for another reason (SQLSTATE and message named)",
+    "fake-unproven": "a migration was faked without a proof that its objects equal what it creates",
+    "migration-not-applied": "a pending migration has no outcome or was not applied in the rehearsal",
+    "pending-after-rehearsal": "migrate --check still finds pending migrations on the copy after the rehearsal",
+    "abort-on-warning": "a warning whose rule is listed in migration_validation_abort_on showed up",
+}
+DUPLICATE_OBJECT = ("42P07", "42701", "42710")
+MISSING_OBJECT = ("42P01", "42703", "42704")
+MAX_SQL_CHARS = 600
+# report error texts (from the driver and the rehearsal module) -> code; anything else: rehearsal-failed
+ERROR_PREFIXES = (
+    ("inconsistent migration history", "inconsistent-history"),
+    ("conflicting migrations", "migration-conflict"),
+    ("the copy's schema or migration history differs", "copy-not-faithful"),
+    ("the copy's plan", "plan-mismatch"),
+)
+
+
+def error_code(text) -> str:
+    if isinstance(text, dict):
+        return text.get("code") or "rehearsal-failed"
+    for prefix, code in ERROR_PREFIXES:
+        if str(text).startswith(prefix):
+            return code
+    return "rehearsal-failed"
+
+
+def error_text(text) -> str:
+    return text.get("reason", "") if isinstance(text, dict) else str(text)
+
+
+def failure_code(entry: dict) -> str:
+    """The code of a migration that failed on the copy: the data problem found, else the schema's."""
+    for rows in entry.get("offending_rows", []):
+        if rows.get("duplicate_values"):
+            return "duplicate-rows"
+        if rows.get("null_rows"):
+            return "null-rows"
+        if rows.get("rows_without_value"):
+            return "rows-without-value"
+    sqlstate = (entry.get("error") or {}).get("sqlstate")
+    if (entry.get("fake_proof") or {}).get("differences") or sqlstate in DUPLICATE_OBJECT + MISSING_OBJECT:
+        return "schema-drift"
+    return "migration-failed"
+
+
+def missing_migration_findings(missing) -> tuple:
+    """(reasons as (code, text), warnings) from the driver's classified missing migrations."""
+    reasons, warnings = [], []
+    for entry in missing or []:
+        if not isinstance(entry, dict):
+            continue
+        kind = entry.get("kind")
+        what = "; ".join(op.get("describe", "?") for op in entry.get("operations") or [])
+        name = entry.get("migration") or entry.get("app") or "?"
+        if kind == "state-only":
+            message = "%s: models have changes with no migration that change no SQL (state only): %s" % (name, what)
+            warnings.append({"migration": name, "rule": "missing-migration-state-only", "message": message})
+        elif kind == "sql":
+            sql = " ".join(entry.get("sql") or [])
+            if len(sql) > MAX_SQL_CHARS:
+                sql = sql[:MAX_SQL_CHARS] + " ... (%d statements)" % len(entry.get("sql") or [])
+            reasons.append(("missing-migration-sql", "%s: models have changes with no migration (makemigrations --check: %s) that change "
+                            "the schema: %s" % (name, what, sql)))  # fmt: skip
+        elif kind == "unknown":
+            failed = "; ".join("%s (%s)" % (op.get("describe", "?"), op.get("error", "?")) for op in entry.get("operations") or []
+                               if op.get("sql") is None)  # fmt: skip
+            reasons.append(("missing-migration-unknown", "%s: models have changes with no migration (makemigrations --check: %s) whose "
+                            "SQL could not be generated: %s" % (name, what, failed)))  # fmt: skip
+        elif kind == "unchecked":
+            warnings.append({"rule": "missing-migrations-unchecked",
+                             "message": "model changes without migrations could not be checked: %s" % entry.get("error", "?")})  # fmt: skip
+    return reasons, warnings
 
 
 def failure_reason(entry: dict) -> str:
@@ -63,49 +160,67 @@ def lint_warnings(lint: dict) -> list:
     return warnings
 
 
-def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool = True) -> dict:
+def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool = True, accept=()) -> dict:
     pending = [m["migration"] for m in report.get("pending") or []]
     warnings = list(report.get("warnings") or []) + lint_warnings(lint)
-    reasons = []
+    accept = set(accept or ())
+    reasons = []  # (code, text), in the order found
     prechecks = report.get("prechecks") or {}
-    reasons += list(prechecks.get("errors") or [])
-    reasons += list(report.get("errors") or [])
+    reasons += [(error_code(e), error_text(e)) for e in prechecks.get("errors") or []]
+    reasons += [(error_code(e), error_text(e)) for e in report.get("errors") or []]
+    missing_reasons, missing_warnings = missing_migration_findings(prechecks.get("missing_migrations"))
+    warnings += missing_warnings
     outcomes = {m["migration"]: m for m in report.get("migrations") or []}
     faked = []
-    if not reasons and pending:
+    rehearsed = []
+    # no rehearsal asked for (an emergency deploy): it never stops on a warning, abort_on included (as before)
+    emergency = not require_rehearsal
+    if not [r for r in reasons if r[0] not in accept] and pending:
         copy = report.get("copy") or {}
         if copy.get("skipped") and not require_rehearsal:
             warnings.append({"rule": "not-rehearsed", "message": "the migrations were not rehearsed on a copy (%s)" % copy.get("why")})
-            return verdict(NORMAL, pending, [], [], warnings)
-        if copy.get("skipped"):
-            reasons.append("the migrations were not rehearsed (%s)" % copy.get("why", "no copy"))
-        for key in pending:
-            entry = outcomes.get(key)
-            if entry is None:
-                reasons.append("%s has no outcome in the rehearsal" % key)
-            elif entry.get("outcome") == "failed":
-                reasons.append(failure_reason(entry))
-            elif entry.get("outcome") == "faked":
-                proof = entry.get("fake_proof") or {}
-                if proof.get("found") and proof.get("compared_equal"):
-                    faked.append(key)
-                else:
-                    reasons.append("%s was faked without a proof" % key)
-            elif entry.get("outcome") != "applied":
-                reasons.append("%s was %s" % (key, entry.get("outcome", "not reached")))
-        post = report.get("post_check") or {}
-        if not reasons and not post.get("ok", False):
-            reasons.append("migrations still pending on the copy after the rehearsal: %s" % ", ".join(post.get("pending_after") or ["?"]))
-    blocking = [w for w in warnings if w.get("rule") in set(abort_on)]
+        elif copy.get("skipped"):
+            rehearsed.append(("not-rehearsed", "the migrations were not rehearsed (%s)" % copy.get("why", "no copy")))
+        else:
+            first_failure = None
+            for key in pending:
+                entry = outcomes.get(key)
+                if entry is None:
+                    rehearsed.append(("migration-not-applied", "%s has no outcome in the rehearsal" % key))
+                elif entry.get("outcome") == "failed":
+                    code = failure_code(entry)
+                    first_failure = first_failure or code
+                    rehearsed.append((code, failure_reason(entry)))
+                elif entry.get("outcome") == "faked":
+                    proof = entry.get("fake_proof") or {}
+                    if proof.get("found") and proof.get("compared_equal"):
+                        faked.append(key)
+                    else:
+                        rehearsed.append(("fake-unproven", "%s was faked without a proof" % key))
+                elif entry.get("outcome") != "applied":
+                    # not reached after a failure: part of that failure, accepted with it
+                    rehearsed.append((first_failure or "migration-not-applied", "%s was %s" % (key, entry.get("outcome", "not reached"))))
+            post = report.get("post_check") or {}
+            if not rehearsed and not post.get("ok", False):
+                rehearsed.append(("pending-after-rehearsal", "migrations still pending on the copy after the rehearsal: %s"
+                                  % ", ".join(post.get("pending_after") or ["?"])))  # fmt: skip
+    reasons += rehearsed + missing_reasons
+    blocking = [] if emergency else [w for w in warnings if w.get("rule") in set(abort_on)]
     for warning in blocking:
-        reasons.append("warning %s is set to abort: %s" % (warning["rule"], warning["message"]))
-    if reasons:
+        reasons.append(("abort-on-warning", "warning %s is set to abort: %s" % (warning["rule"], warning["message"])))
+    accepted = [{"code": code, "reason": text} for code, text in reasons if code in accept]
+    refused = [(code, text) for code, text in reasons if code not in accept]
+    if refused:
         strategy = ABORT
     elif faked:
         strategy = FAKE
     else:
         strategy = NORMAL
-    return verdict(strategy, pending, faked, reasons, warnings)
+    result = verdict(strategy, pending, faked, [text for _code, text in refused], warnings)
+    result["abort_reasons"] = [{"code": code, "reason": text} for code, text in refused]
+    result["accepted"] = accepted
+    result["accepted_unused"] = sorted(accept - {item["code"] for item in accepted})
+    return result
 
 
 def verdict(strategy, pending, faked, reasons, warnings) -> dict:

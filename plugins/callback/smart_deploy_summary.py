@@ -53,6 +53,23 @@ ORDER = ("app", "host", "release", "live_before", "previous", "kind", "outcome",
 STEP_ORDER = ("changes", "build", "tests", "validation", "backup", "migrations", "switch", "health")
 
 
+def validation_rows(validation):
+    """Rows for what the migration checks published: warnings (never stop a deploy), reasons accepted with
+    smart_deploy_accept (and by whom), accepted codes that did not occur (harmless), abort reasons with their codes."""
+    rows = []
+    if not isinstance(validation, dict):
+        return rows
+    for message in validation.get("warnings") or []:
+        rows.append(("warning", message))
+    for item in validation.get("accepted") or []:
+        rows.append(("ACCEPTED", "%s by %s: %s" % (item.get("code", "?"), item.get("by", "?"), item.get("reason", ""))))
+    if validation.get("accepted_unused"):
+        rows.append(("accept unused", "%s: did not occur in this deploy (nothing to accept)" % ", ".join(validation["accepted_unused"])))
+    for item in validation.get("abort_reasons") or []:
+        rows.append(("abort reason", "%s: %s" % (item.get("code", "?"), item.get("reason", ""))))
+    return rows
+
+
 def rows_of(summary):
     rows = []
     for key in ORDER:
@@ -64,8 +81,9 @@ def rows_of(summary):
     for key, value in summary.get("steps", {}).items():
         if key not in STEP_ORDER:
             rows.append((key, value))
+    rows += validation_rows(summary.get("validation"))
     for key, value in summary.items():
-        if key not in ORDER and key not in ("steps", "new_release"):
+        if key not in ORDER and key not in ("steps", "new_release", "validation"):
             rows.append((key, value))
     rows.append(("outcome", summary.get("outcome", "unknown (the run stopped early)")))
     return [(str(k), " ".join(str(v).split())) for k, v in rows]

@@ -67,21 +67,55 @@ options:
     default: 512
 """
 
-    # The production database, in its container.
+    # The production database: in its container, or an external server (module_utils/smart_deploy/pgclient.py).
     DATABASE = r"""
 options:
-  db_container:
-    description: Production database container (C(psql) and C(pg_dump) run in it, over its local socket).
+  db_mode:
+    description:
+      - V(container) - PostgreSQL runs in O(db_container) on this host; C(psql), C(pg_dump) and C(pg_restore) run
+        in it (C(docker exec)), over its local socket.
+      - V(external) - an existing server at O(db_host):O(db_port) that smart-deploy does not own; the tools run in a
+        throwaway container of the server's major version (O(db_client_image)) on O(db_network), connecting over
+        the network with O(db_user), O(db_password) (passed as C(PGPASSWORD) in the environment, never on a
+        command line) and O(db_sslmode). C(host.docker.internal) resolves to this host.
     type: str
-    required: true
+    choices: [container, external]
+    default: container
+  db_container:
+    description: Database container (V(container) mode).
+    type: str
+  db_host:
+    description: Server host name or address (V(external) mode), as the client containers reach it.
+    type: str
+  db_port:
+    description: Server port (V(external) mode).
+    type: int
+    default: 5432
+  db_sslmode:
+    description: libpq C(sslmode) of the client tools (V(external) mode).
+    type: str
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+    default: prefer
+  db_password:
+    description: Password of O(db_user) (V(external) mode; a container's tools use its local socket).
+    type: str
   db_name:
-    description: Production database name.
+    description: Database name.
     type: str
     required: true
   db_user:
-    description: Database role used in the database container.
+    description: Database role the tools log in as.
     type: str
     required: true
+  db_client_image:
+    description:
+      - Image of the client containers (V(external) mode); C({major}) is replaced by the server's major
+        version, so C(pg_dump) always matches the server. It must be on this host (no pull).
+    type: str
+    default: postgres:{major}-bookworm
+  db_network:
+    description: Docker network the client containers join (V(external) mode); Docker's default bridge when unset.
+    type: str
 """
 
     # The deploy lock a long-running module keeps fresh (module_utils/smart_deploy/lock.py Heartbeat).

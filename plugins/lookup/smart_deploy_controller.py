@@ -16,6 +16,8 @@ description:
   - The deploy lock (C(deploy_lock)'s O(identity) option) checks whether its holder still runs by that pid,
     only on the same machine, boot and pid namespace; C(module_utils/smart_deploy/lock.py) computes the same
     three on the target.
+  - On a controller that is not Linux (a macOS laptop) nothing under C(/proc) is read; the boot id and the pid
+    namespace are empty (unknown), so a lock it holds is judged by its expiry alone.
 author: smart-deploy contributors
 """
 
@@ -43,6 +45,7 @@ _raw:
 
 import os
 import socket
+import sys
 
 from ansible.plugins.lookup import LookupBase
 
@@ -55,18 +58,27 @@ def read(path):
         return ""
 
 
-def controller():
+def pid_namespace(pid):
+    try:
+        return os.readlink("/proc/%d/ns/pid" % pid)
+    except OSError:
+        return ""
+
+
+def controller(platform=sys.platform, read=read, pid_namespace=pid_namespace):
+    """The controller's identity; /proc is read only on Linux (``platform`` as sys.platform names it)."""
     # the lookup runs in an Ansible worker, a child of the ansible-playbook process
     pid = os.getppid()
-    try:
-        pid_ns = os.readlink("/proc/%d/ns/pid" % pid)
-    except OSError:
-        pid_ns = ""
-    machine = read("/etc/machine-id") or read("/var/lib/dbus/machine-id") or socket.gethostname()
+    linux = platform.startswith("linux")
+    machine = (read("/etc/machine-id") or read("/var/lib/dbus/machine-id") if linux else "") or socket.gethostname()
     return {
         "host": socket.gethostname(),
         "pid": pid,
-        "identity": {"machine_id": machine, "boot_id": read("/proc/sys/kernel/random/boot_id"), "pid_ns": pid_ns},
+        "identity": {
+            "machine_id": machine,
+            "boot_id": read("/proc/sys/kernel/random/boot_id") if linux else "",
+            "pid_ns": pid_namespace(pid) if linux else "",
+        },
     }
 
 

@@ -4,6 +4,7 @@ afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +23,23 @@ from ansible.module_utils.smart_deploy.pgcatalog import SCHEMA_LINES_SQL
 from tests.conftest import ROOT
 
 VENV_BIN = Path(os.environ.get("SMART_DEPLOY_VENV", ROOT / ".venv")) / "bin"
+
+
+# The shop's own environment names (examples/shop's settings read them), expressed with smart-deploy's
+# variables as in inventories/local: smart-deploy injects no names of its own into the app.
+SHOP_ENV = {
+    "DJANGO_ALLOWED_HOSTS": "*",
+    "POSTGRES_HOST": "{{ smart_deploy_db_host }}",
+    "POSTGRES_PORT": "{{ smart_deploy_db_port | string }}",
+    "POSTGRES_DB": "{{ smart_deploy_db_name }}",
+    "POSTGRES_USER": "{{ smart_deploy_db_app_user }}",
+}
+SHOP_SECRET_ENV = {
+    "POSTGRES_PASSWORD": "{{ smart_deploy_db_app_password }}",
+    "DATABASE_URL": "postgres://{{ smart_deploy_db_app_user | smart_deploy_urlquote }}:{{ smart_deploy_db_app_password"
+    " | smart_deploy_urlquote }}@{{ smart_deploy_db_host }}:{{ smart_deploy_db_port }}/{{ smart_deploy_db_name | smart_deploy_urlquote }}",
+    "DJANGO_SECRET_KEY": "{{ smart_deploy_django_secret_key }}",
+}
 
 
 def free_port() -> int:
@@ -51,6 +69,7 @@ class Deployment:
         self.app_secret = "CanaryAS-%s" % token
         shutil.copytree(ROOT / "examples" / "shop", self.source, ignore=shutil.ignore_patterns("__pycache__"))
         self.git("init", "-q")
+        self.external_db = None
         self.vars_file = workdir / "vars.json"
         self.vars_file.write_text(
             json.dumps(
@@ -61,7 +80,8 @@ class Deployment:
                     "smart_deploy_http_port": self.port,
                     "smart_deploy_db_password": self.db_password,
                     "smart_deploy_django_secret_key": self.secret_key,
-                    "smart_deploy_app_secret_env": {"SHOP_PAYMENT_KEY": self.app_secret},
+                    "smart_deploy_app_env": SHOP_ENV,
+                    "smart_deploy_app_secret_env": dict(SHOP_SECRET_ENV, SHOP_PAYMENT_KEY=self.app_secret),
                     "smart_deploy_actor": "pytest",
                     # the app's own test suite runs where a test is about it (test_daily_verbs), not on every deploy
                     "smart_deploy_app_tests": False,
@@ -160,9 +180,19 @@ class Deployment:
 
     def psql(self, sql: str) -> str:
         user = self.name.replace("-", "_")
+        if self.external_db is not None:  # smart_deploy_db_mode external: the server's own psql, as its superuser
+            return self.external_db.psql(sql, database=user)
         result = run(["docker", "exec", "%s-db" % self.name, "psql", "-XAtq", "-U", user, "-d", user, "-c", sql])
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
+
+    def use_external_db(self, server: ExternalPostgres) -> None:
+        """Deploy against ``server`` (smart_deploy_db_mode external) instead of a database container: the
+        deployment's database superuser and its password are the server's superuser login."""
+        self.external_db = server
+        values = json.loads(self.vars_file.read_text())
+        values.update(server.inventory_vars())
+        self.vars_file.write_text(json.dumps(values))
 
     def snapshot(self) -> dict:
         """Production's schema (every table, column, constraint, index), its rows (a checksum per
@@ -206,6 +236,11 @@ class Deployment:
         folder = self.state_dir / "validations"
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
 
+    def app_password(self) -> str:
+        """The app role's password, as smart-deploy derives it from the database password."""
+        app = "%s_app" % self.name.replace("-", "_")
+        return hashlib.sha256(("%s:app:%s" % (self.db_password, app)).encode()).hexdigest()
+
     def owner_password(self) -> str:
         """The database owner role's password, as smart-deploy derives it from the database password."""
         owner = "%s_owner" % self.name.replace("-", "_")
@@ -246,6 +281,78 @@ class Deployment:
         images = run(["docker", "images", "-q", "--filter", "reference=%s-*" % self.name]).stdout.split()
         if images:
             run(["docker", "rmi", "-f", *sorted(set(images))])
+
+
+class ExternalPostgres:
+    """A PostgreSQL server smart-deploy does not start or own (smart_deploy_db_mode external): a plain
+    postgres container started here on the host's network, on a free port of its own, listening on the
+    loopback (this test's psql) and on the Docker bridge's address, which containers reach as
+    host.docker.internal (Docker's host-gateway). Its superuser is ``user`` with ``password``."""
+
+    IMAGE = "postgres:15-bookworm"
+
+    def __init__(self, name: str, user: str, password: str):
+        self.name = name
+        self.user = user
+        self.password = password
+        self.port = free_port()
+        gateway = run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"]).stdout.strip()
+        self.listen = "127.0.0.1," + (gateway or "172.17.0.1")
+
+    def start(self, timeout: int = 60) -> None:
+        env = dict(os.environ, POSTGRES_USER=self.user, POSTGRES_PASSWORD=self.password, POSTGRES_DB="postgres")
+        started = run(["docker", "run", "-d", "--name", self.name, "--network", "host", "-e", "POSTGRES_USER", "-e", "POSTGRES_PASSWORD",
+                       "-e", "POSTGRES_DB", self.IMAGE, "postgres", "-c", "listen_addresses=%s" % self.listen, "-c", "port=%d" % self.port],
+                      env=env)  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        for _ in range(timeout * 4):
+            if self.query("SELECT 1", check=False).returncode == 0:
+                return
+            run(["sleep", "0.25"])
+        raise AssertionError("the external PostgreSQL did not start: %s" % run(["docker", "logs", "--tail", "20", self.name]).stderr)
+
+    def query(self, sql: str, database: str = "postgres", check: bool = True) -> subprocess.CompletedProcess:
+        # the server's own psql (this machine may have none), over TCP on the loopback as a client would
+        env = dict(os.environ, PGPASSWORD=self.password, PGCONNECT_TIMEOUT="5")
+        result = run(["docker", "exec", "-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", self.name, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
+                      "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql], env=env)  # fmt: skip
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        return self.query(sql, database).stdout.strip()
+
+    def inventory_vars(self) -> dict:
+        return {
+            "smart_deploy_db_mode": "external",
+            "smart_deploy_db_host": "host.docker.internal",
+            "smart_deploy_db_port": self.port,
+            "smart_deploy_db_user": self.user,
+            "smart_deploy_db_password": self.password,
+        }
+
+    def remove(self) -> None:
+        run(["docker", "rm", "-f", "-v", self.name])
+
+
+@contextlib.contextmanager
+def external_postgres_for(deployment: Deployment):
+    """An external PostgreSQL server for ``deployment``, which is set to use it (before any deploy)."""
+    server = ExternalPostgres("%s-extpg" % deployment.name, deployment.name.replace("-", "_"), deployment.db_password)
+    try:
+        server.start()
+        deployment.use_external_db(server)
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def external_postgres(module_deployment):
+    """An external PostgreSQL server for the module's deployment, which is set to use it (before any deploy)."""
+    with external_postgres_for(module_deployment) as server:
+        yield server
 
 
 def assert_ok(result):

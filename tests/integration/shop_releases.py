@@ -76,14 +76,18 @@ def add_cart_item_note(deployment, after="0001_initial", name="0002_cartitem_not
 
 
 # --- unique product names: catalog.0003_product_name_unique -----------------------------------------
-def make_product_name_unique(deployment):
+def make_product_name_unique(deployment, also_after=()):
+    """``also_after``: more (app, migration) dependencies, e.g. to make it the second migration of a release."""
     edit(deployment, "catalog/models.py", "name = models.CharField(max_length=100)", "name = models.CharField(max_length=100, unique=True)")
     add_migration(
         deployment,
         "catalog",
         "0003_product_name_unique",
         """class Migration(migrations.Migration):
-    dependencies = [("catalog", "0002_seed_products")]
+    dependencies = %r
+"""
+        % [("catalog", "0002_seed_products"), *also_after]
+        + """
 
     operations = [
         migrations.AlterField(
@@ -94,6 +98,24 @@ def make_product_name_unique(deployment):
     ]
 """,
     )
+
+
+# --- a bug in a view: /api/products/ answers 500 (a field that does not exist) ---------------------------
+def break_products_endpoint(deployment):
+    edit(deployment, "catalog/views.py", "Product.objects.all()", 'Product.objects.order_by("popularity")')
+
+
+# --- a start command with a typo: the backend container exits at start ------------------------------------
+BROKEN_START_ERROR = "argument -w/--workers: invalid int value: 'two'"
+
+
+def break_backend_start_command(deployment):
+    """The release's image builds and its code imports (the rehearsal passes); gunicorn refuses its command
+    line and the container exits with BROKEN_START_ERROR in its log."""
+    path = deployment.source / "backend" / "Dockerfile"
+    text = path.read_text()
+    assert '"--workers", "2"' in text
+    path.write_text(text.replace('"--workers", "2"', '"--workers", "two"', 1))
 
 
 # --- a data migration that raises: catalog.0003_check_prices ----------------------------------------

@@ -40,7 +40,9 @@ def previous_version(workdir: Path) -> Path:
 def deploy_with_previous_version(shop, folder: Path):
     env = dict(os.environ, ANSIBLE_CONFIG=str(folder / "ansible.cfg"), PATH="%s:%s" % (VENV_BIN, os.environ["PATH"]),
                SMART_DEPLOY_LOG_DIR=str(shop.workdir / "logs-previous"), ANSIBLE_NOCOLOR="1")  # fmt: skip
-    old_vars = {k: v for k, v in json.loads(shop.vars_file.read_text()).items() if k != "smart_deploy_app_secret_env"}
+    # the previous version injected the shop's POSTGRES_*/DATABASE_URL itself and had no smart_deploy_db_host
+    dropped = ("smart_deploy_app_env", "smart_deploy_app_secret_env")
+    old_vars = {k: v for k, v in json.loads(shop.vars_file.read_text()).items() if k not in dropped}
     old_vars_file = shop.workdir / "vars-previous.json"
     old_vars_file.write_text(json.dumps(old_vars))
     result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/deploy.yml", "-e", "@%s" % old_vars_file],

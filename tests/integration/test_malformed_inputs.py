@@ -113,13 +113,18 @@ CASES = [
         extra={"health_check_endpoints": [{"name": "health", "path": "api/health/"}]},
     ),
     Case("db-container-with-space", "smart_deploy_db_container must be a Docker name", extra={"smart_deploy_db_container": "shop db"}),
+    Case(
+        "external-db-without-host",
+        "smart_deploy_db_host is required with smart_deploy_db_mode: external",
+        extra={"smart_deploy_db_mode": "external"},
+    ),
     Case("backup-keep-zero", "db_backup_keep must be a whole number >= 1, got 0", extra={"db_backup_keep": 0}),
     Case("empty-db-password", "smart_deploy_db_password is empty", extra={"smart_deploy_db_password": ""}),
     Case("missing-secret-key", "smart_deploy_django_secret_key is not set", extra={"smart_deploy_django_secret_key": None}),
     Case("secret-key-not-a-string", "smart_deploy_django_secret_key must be a string", extra={"smart_deploy_django_secret_key": 12345678}),
     Case("release-id-bad-characters", "smart_deploy_release must be letters, digits", extra={"smart_deploy_release": "../x"}),
     Case("release-id-reused-for-other-code", "was already used here for other code", setup="reused_release"),
-    Case("unknown-fault-switch", "value of smart_deploy_fail_at must be one of", extra={"smart_deploy_fail_at": "everywhere"}),
+    Case("labels-not-a-mapping", "argument 'smart_deploy_labels' is of type", extra={"smart_deploy_labels": "team: shop"}),
     Case("state-dir-root", "smart_deploy_state_dir is '/', a system or shared folder", extra={"smart_deploy_state_dir": "/"}),
     Case("state-dir-tmp", "smart_deploy_state_dir is '/tmp', a system or shared folder", extra={"smart_deploy_state_dir": "/tmp"}),
     Case("state-dir-srv", "smart_deploy_state_dir is '/srv', a system or shared folder", extra={"smart_deploy_state_dir": "/srv"}),
@@ -245,8 +250,12 @@ def prepare_unreachable_host(shop, case, request):
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    inventory = shop.workdir / "ghost-inventory.yml"
-    inventory.write_text(
+    # the shop's inventory (its components, routes, endpoints) with a host that does not answer
+    inventory = shop.workdir / "ghost-inventory"
+    inventory.mkdir(exist_ok=True)
+    if not (inventory / "group_vars").exists():
+        (inventory / "group_vars").symlink_to(ROOT / "inventories" / "local" / "group_vars")
+    (inventory / "hosts.yml").write_text(
         "app_servers:\n  hosts:\n    ghost:\n      ansible_host: 127.0.0.1\n      ansible_port: %d\n      ansible_connection: ssh\n"
         "      ansible_ssh_common_args: -o ConnectTimeout=3 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n" % port
     )

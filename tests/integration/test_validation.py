@@ -1,12 +1,16 @@
-"""Migration validation on real PostgreSQL with the shop: one deployment of the shop, then each
-situation produced the way it arises in real life (a newer release, drift in production), validated.
-The tests run in order on the same deployment; every abort must leave production exactly as it was
-and leave no scratch database, container or network behind."""
+"""Migration validation on real PostgreSQL with the shop: one deployment of the shop (first checked as a
+user sees it: it serves, takes a cart), then each situation produced the way it arises in real life (a newer
+release - deployed under steady load from a copy of the source on the target, its app tests run, with everything
+a deploy leaves checked -, drift in production), validated. The tests run in order on the same deployment; every abort must leave production
+exactly as it was and leave no scratch database, container or network behind."""
 
+import hashlib
 import json
+from datetime import datetime
 
 from tests.integration import shop_releases as releases
 from tests.integration.conftest import assert_failed, assert_ok
+from tests.integration.load import Load
 
 
 def last_report(shop):
@@ -29,6 +33,20 @@ def validate_and_expect_abort(shop, message, *args):
     verdict = last_report(shop)["verdict"]
     assert verdict["strategy"] == "abort"
     return verdict
+
+
+def test_the_first_deploy_serves_the_shop(shop):
+    status, health = shop.get_json("/api/health/")
+    assert status == 200
+    assert health["database"] == "reachable" and health["migrations"]["pending"] == 0
+    assert health["release"] == shop.live
+    status, products = shop.get_json("/api/products/")
+    assert status == 200 and products["count"] == 3
+    status, cart = json.loads("[%d, %s]" % shop.http("/api/cart/", method="POST", body={}))
+    assert status == 201
+    status, body = shop.http("/api/cart/%d/items/" % cart["id"], method="POST", body={"sku": "TEA-001", "quantity": 2})
+    assert status == 201, body
+    shop.cart_id = cart["id"]  # test_clean_new_migration_is_normal_and_deploy_applies_it: it survives the next release
 
 
 def test_nothing_pending_is_normal_without_a_copy(shop):
@@ -56,11 +74,19 @@ def test_validation_holds_the_deploy_lock(shop):
 
 
 def test_clean_new_migration_is_normal_and_deploy_applies_it(shop):
+    first = shop.live
     releases.add_wishlist(shop)
-    shop.commit("wishlists")
-    result = shop.deploy()
+    second = shop.commit("release 2: wishlists")
+    # built from a copy of the source on the target, as for a remote server, with the app's tests run in the
+    # new image; the shop's users go on shopping while it deploys: not one of their requests fails
+    with Load("http://127.0.0.1:%d" % shop.port, rate=60) as load:
+        result = shop.deploy("-e", "build_sync_source=true", "-e", "smart_deploy_app_tests=true")
     assert_ok(result)
+    assert load.result.failed == 0 and load.result.total >= 1000, load.result.describe()
     assert "normal: 1 migrations apply cleanly on the copy" in result.stdout
+    assert "1 applied: cart.0002_wishlist" in result.stdout
+    assert "tests passed" in shop.summary()["steps"]["tests"], "the app's tests ran in the new image"
+    assert_what_the_deploy_of_a_release_with_a_migration_leaves(shop, first, second)
     report = last_report(shop)
     assert outcomes(report) == {"cart.0002_wishlist": "applied"}
     entry = report["report"]["migrations"][0]
@@ -68,6 +94,51 @@ def test_clean_new_migration_is_normal_and_deploy_applies_it(shop):
     assert report["report"]["copy"]["fidelity"] is True
     assert shop.psql("SELECT to_regclass('cart_wishlist')") == "cart_wishlist"
     shop.base = shop.git("rev-parse", "HEAD")
+
+
+def assert_what_the_deploy_of_a_release_with_a_migration_leaves(shop, first, second):
+    # the run log times every step by role and task, in the order they ran (bench/deploy_time.py reads it)
+    run_log = shop.run_log()
+    steps = run_log["steps"]
+    roles = {"preflight", "change_detection", "build", "migration_validation", "db_backup", "migrate", "release", "health_check", "report"}
+    assert roles <= {step["role"] for step in steps} and roles <= set(run_log["roles"])
+    for step in steps:
+        assert datetime.fromisoformat(step["start"]) <= datetime.fromisoformat(step["end"]) and step["seconds"] >= 0, step
+    starts = [datetime.fromisoformat(step["start"]) for step in steps]
+    assert starts == sorted(starts)
+    assert ("migrate", "changed") in {(step["role"], step["status"]) for step in steps}
+
+    status, health = shop.get_json("/api/health/")
+    assert status == 200 and health["release"] == second and health["migrations"]["pending"] == 0
+    status, kept = shop.get_json("/api/cart/%d/" % shop.cart_id)
+    assert kept["items"] == [{"product": "TEA-001", "quantity": 2}], "data written under release 1 survives"
+
+    # the previous release's containers are stopped, not serving; containers are named after the release
+    history = shop.releases()
+    webs = {entry["id"]: entry["containers"]["backend"] for entry in history["releases"]}
+    assert webs[first].startswith("%s-web-%s-" % (shop.name, first[:12]))
+    assert shop.container_state(webs[first]) == "exited"
+    assert shop.container_state(webs[second]) == "running"
+
+    # two verified backups, one per release, readable by their owner only, checksums right
+    dumps = sorted((shop.state_dir / "backups").glob("*.dump"), key=lambda d: d.name.rsplit("-", 1)[1])
+    assert [d.name.split("-")[1] for d in dumps] == [first, second]
+    for dump in dumps:
+        metadata = json.loads(dump.with_suffix(".json").read_text())
+        assert metadata["verified"] is True
+        assert metadata["sha256"] == hashlib.sha256(dump.read_bytes()).hexdigest()
+        assert dump.stat().st_mode & 0o777 == 0o600
+        assert dump.with_suffix(".json").stat().st_mode & 0o777 == 0o600
+    assert (shop.state_dir / "backups").stat().st_mode & 0o777 == 0o700
+
+    # the history holds both releases, in order (validating recorded none)
+    assert history["current"] == second
+    assert [(r["id"], r["status"]) for r in history["releases"]] == [(first, "superseded"), (second, "live")]
+    assert history["releases"][1]["migrations"]["applied"] == ["cart.0002_wishlist"]
+    assert history["releases"][1]["backup"] == str(dumps[1])
+    assert history["releases"][1]["deployed_by"] == "pytest"
+    assert (shop.state_dir / "build" / second / "backend" / "Dockerfile").exists()
+    assert not (shop.state_dir / "deploy.lock").exists()
 
 
 def test_unique_constraint_over_duplicate_rows_aborts_with_the_evidence(shop):

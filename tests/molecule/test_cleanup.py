@@ -1,4 +1,5 @@
-"""Molecule scenario `cleanup`: three deploys and a cleanup; testinfra checks what must stay stays."""
+"""Molecule scenario `cleanup`: three deploys (the last two change only the frontend) and a cleanup; testinfra
+checks what must stay stays."""
 
 from tests.molecule.conftest import run_scenario
 

@@ -3,7 +3,7 @@
 import subprocess
 
 import pytest
-from ansible.module_utils.smart_deploy.changes import classify, decide, matches
+from ansible.module_utils.smart_deploy.changes import classify, decide, derive_rules, matches, resolve_rules
 
 RULES = {
     "migrations": ["backend/src/*/migrations/**"],
@@ -136,3 +136,87 @@ def test_same_commit_is_nothing(repo, run_module):
     head = git(repo, "rev-parse", "HEAD")
     result = detect(run_module, repo, base=head)
     assert result["nothing"] is True and result["files"] == []
+
+
+# --- rules derived from the app's components ---------------------------------------------------------
+SHOP = {"backend": {"context": "backend", "port": 8000}, "frontend": {"context": "frontend", "port": 80}}
+NOTES = {"backend": {"context": ".", "port": 8081}}
+
+
+def test_rules_come_from_the_build_contexts():
+    derived = derive_rules(SHOP)
+    assert derived["rules"] == {"backend": ["backend/**"], "frontend": ["frontend/**"], "migrations": ["backend/**/migrations/*.py"]}
+    assert derived["component_triggers"] == {"backend": ["backend", "migrations"], "frontend": ["frontend"]}
+    assert derived["database_triggers"] == ["backend", "migrations"]
+
+
+def test_a_backend_at_the_root_of_the_source_owns_every_file_and_its_migrations_are_anywhere_below():
+    derived = derive_rules(NOTES)
+    assert derived["rules"] == {"backend": ["**"], "migrations": ["**/migrations/*.py"]}
+    classified = classify(["app/notes/migrations/0002_tag.py", "app/notes/migrations/__pycache__/x.pyc", "README.md"], derived["rules"])
+    assert classified["migrations"] == ["app/notes/migrations/0002_tag.py"]
+    assert classified["backend"] == ["README.md", "app/notes/migrations/0002_tag.py", "app/notes/migrations/__pycache__/x.pyc"]
+    readme = decide(classify(["README.md"], derived["rules"]), derived["component_triggers"], derived["database_triggers"], False)
+    assert readme["rebuild"] == ["backend"] and readme["reuse"] == []
+
+
+def test_the_django_component_is_named_by_the_inventory_and_contexts_may_be_written_with_dot_slash():
+    derived = derive_rules({"api": {"context": "./services/api/"}, "web": {"context": "web"}}, django="api")
+    assert derived["rules"]["api"] == ["services/api/**"] and derived["rules"]["migrations"] == ["services/api/**/migrations/*.py"]
+    assert derived["component_triggers"] == {"api": ["api", "migrations"], "web": ["web"]}
+    assert derived["database_triggers"] == ["api", "migrations"]
+
+
+def test_migration_paths_replace_the_default_glob():
+    derived = derive_rules(NOTES, migration_paths=["app/*/migrations/*.py", "app/legacy/schema/*.sql"])
+    assert derived["rules"]["migrations"] == ["app/*/migrations/*.py", "app/legacy/schema/*.sql"]
+    assert classify(["app/legacy/schema/1.sql"], derived["rules"])["migrations"] == ["app/legacy/schema/1.sql"]
+
+
+def test_given_rules_replace_the_derived_ones_and_components_the_app_lacks_are_never_named():
+    resolved, problems = resolve_rules(NOTES, rules=RULES, component_triggers=TRIGGERS, database_triggers=DATABASE)
+    assert problems == [] and resolved["rules"] == RULES
+    assert resolved["component_triggers"] == {"backend": ["backend", "migrations"]}  # no frontend, no proxy
+    first = decide(classify([], resolved["rules"]), resolved["component_triggers"], resolved["database_triggers"], first_deploy=True)
+    assert first["rebuild"] == ["backend"] and first["reuse"] == []
+
+
+def test_only_the_triggers_may_be_given_and_an_empty_database_list_means_never():
+    resolved, problems = resolve_rules(SHOP, database_triggers=[])
+    assert problems == [] and resolved["database_triggers"] == [] and resolved["rules"] == derive_rules(SHOP)["rules"]
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        ({}, "no rules: give rules, or components to derive them from"),
+        (
+            {"components": NOTES, "component_triggers": {"backend": ["api"]}},
+            "component_triggers.backend names categories with no rule: api",
+        ),
+        ({"components": NOTES, "database_triggers": ["schema"]}, "database_triggers names categories with no rule: schema"),
+        ({"rules": {"backend": "backend/**"}}, "rules.backend must be a list of glob patterns"),
+        ({"rules": {"backend": []}}, "rules.backend must be a list of glob patterns"),
+    ],
+)
+def test_rules_that_cannot_work_are_named(args, named):
+    _resolved, problems = resolve_rules(**args)
+    assert any(named in problem for problem in problems), problems
+
+
+def test_the_module_derives_the_rules_from_components(repo, run_module):
+    result = run_module("change_detection", {"path": str(repo), "components": {"backend": {"context": "backend"}}})
+    assert result["rules"]["rules"] == {"backend": ["backend/**"], "migrations": ["backend/**/migrations/*.py"]}
+    assert result["first_deploy"] is True and result["rebuild"] == ["backend"] and result["database"] is True
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / "backend" / "src" / "cart" / "migrations" / "0002_more.py").write_text("# more\n")
+    (repo / "frontend" / "public" / "app.js").write_text("changed()\n")
+    commit(repo, "a migration and the frontend the app does not declare")
+    result = run_module("change_detection", {"path": str(repo), "base": base, "components": {"backend": {"context": "backend"}}})
+    assert result["categories_changed"] == ["backend", "migrations"] and result["rebuild"] == ["backend"] and result["database"]
+    assert "frontend" not in result["rebuild"] + result["reuse"]
+
+
+def test_the_module_names_bad_overrides(repo, run_module):
+    result = run_module("change_detection", {"path": str(repo), "components": NOTES, "database_triggers": ["schema"]})
+    assert result["failed"] is True and "database_triggers names categories with no rule: schema" in result["msg"]

@@ -39,6 +39,9 @@ def test_help_lists_every_verb_and_what_exists(tmp_path):
         (["rollback", "--frobnicate"], "unknown option '--frobnicate'"),
         (["dev", "sideways"], "dev takes up, down or status"),
         (["emergency", "--yolo"], "unknown option '--yolo'"),
+        (["deploy", "--tags", "build"], "--tags: smart-deploy's playbooks are not tagged"),
+        (["deploy", "--skip-tags=backup"], "--skip-tags=backup: smart-deploy's playbooks are not tagged"),
+        (["rollback", "-t", "x"], "-t: smart-deploy's playbooks are not tagged"),
     ],
 )
 def test_bad_input_gets_usage_and_nonzero_exit_before_anything_runs(tmp_path, args, message):
@@ -125,3 +128,20 @@ def test_lock_verb_refuses_bad_options_before_anything_runs(tmp_path, args, mess
 def test_help_tells_how_to_force_the_release_of_a_live_lock(tmp_path):
     result = deploy("--help", tmp_path=tmp_path)
     assert "lock release --force" in result.stdout
+
+
+def test_a_playbook_run_with_tags_stops_before_anything_saying_the_playbooks_are_not_tagged(tmp_path):
+    # ansible-playbook itself (CI, AWX): --tags would otherwise run only the few steps it names
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+
+    def status(*args):
+        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "local"), "playbooks/status.yml"]
+        return subprocess.run([*command, *args], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+
+    refused = status("--tags", "backup")
+    assert refused.returncode != 0
+    assert "playbooks are not tagged: every step" in refused.stdout
+    # without tags, or with --skip-tags (which skips nothing: no task is tagged; molecule passes one), the same
+    # run goes past that check (whatever it then finds)
+    assert "playbooks are not tagged: every step" not in status().stdout
+    assert "playbooks are not tagged: every step" not in status("--skip-tags", "notest").stdout

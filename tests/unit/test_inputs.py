@@ -33,7 +33,6 @@ GOOD = {
     "smart_deploy_http_port": 8080,
     "smart_deploy_app_env": {"FEATURE": "true"},
     "smart_deploy_app_secret_env": {"KEY": "s3cret"},
-    "smart_deploy_fail_at": "",
     "health_check_endpoints": [{"name": "health", "path": "/api/health/"}],
     "smart_deploy_routes": [{"path": "/api/", "component": "backend"}, {"path": "/", "component": "frontend"}],
     "db_backup_keep": 10,
@@ -70,8 +69,22 @@ def test_the_sample_shop_settings_are_fine():
         ({"smart_deploy_app_env": {"BAD-NAME": "x"}}, "not an environment variable name"),
         ({"smart_deploy_app_secret_env": {"KEY": 12345}}, "smart_deploy_app_secret_env.KEY is a number"),
         ({"smart_deploy_db_container": "shop db"}, "smart_deploy_db_container must be a Docker name"),
+        ({"smart_deploy_db_mode": "managed"}, "smart_deploy_db_mode must be container (smart-deploy runs PostgreSQL) or external"),
+        (
+            {"smart_deploy_db_mode": "external", "smart_deploy_db_host": ""},
+            "smart_deploy_db_host is required with smart_deploy_db_mode: external",
+        ),
+        (
+            {"smart_deploy_db_mode": "external", "smart_deploy_db_host": "db host"},
+            "smart_deploy_db_host must be a host name or an IP address",
+        ),
+        (
+            {"smart_deploy_db_mode": "external", "smart_deploy_db_host": "db", "smart_deploy_db_port": 70000},
+            "smart_deploy_db_port must be a port number 1-65535, got 70000",
+        ),
+        ({"smart_deploy_db_port": 6432}, "smart_deploy_db_port is 6432, but the database container listens on 5432"),
+        ({"smart_deploy_db_sslmode": "maybe"}, "smart_deploy_db_sslmode must be one of disable, allow, prefer, require"),
         ({"smart_deploy_release": "../x"}, "smart_deploy_release must be"),
-        ({"smart_deploy_fail_at": "everywhere"}, "smart_deploy_fail_at (a test switch)"),
         ({"db_backup_keep": 0}, "db_backup_keep must be a whole number >= 1, got 0"),
         ({"db_backup_keep": "ten"}, "db_backup_keep must be a whole number >= 1, got 'ten'"),
         ({"release_health_interval": 0}, "release_health_interval must be a number of seconds above 0 and at most 60, got 0"),
@@ -182,3 +195,101 @@ def test_state_folders_of_their_own_are_fine(path):
 def test_problems_of_runs_the_groups_asked_for():
     problems = problems_of(dict(GOOD, history="0", restore_db="x"), ["app", "status"])
     assert len(problems) == 1 and problems[0].startswith("history")
+
+
+# --- what the app has: a backend only, the Django component named, where the app lives in its image ------------
+NOTES = str(ROOT / "examples" / "notes")
+NOTES_APP = dict(
+    GOOD,
+    smart_deploy_app_name="notes",
+    smart_deploy_app_source=NOTES,
+    smart_deploy_state_dir="/srv/notes",
+    smart_deploy_components={
+        "backend": {
+            "context": ".",
+            "container": "web",
+            "port": 8081,
+            "health_path": "/healthz",
+            "project_dir": "/srv/notes",
+            "settings_module": "notesite.settings",
+            "source_dir": "app",
+            "python_version": "3.11",
+        }
+    },
+    smart_deploy_routes=[{"path": "/", "component": "backend"}],
+    health_check_endpoints=[{"name": "health", "path": "/healthz"}],
+)
+
+
+def test_a_backend_only_app_with_its_image_layout_is_good():
+    assert app_problems(NOTES_APP) == []
+
+
+def test_the_django_component_may_have_another_name():
+    components = {"api": dict(NOTES_APP["smart_deploy_components"]["backend"])}
+    app = dict(NOTES_APP, smart_deploy_components=components, smart_deploy_routes=[{"path": "/", "component": "api"}])
+    assert app_problems(dict(app, smart_deploy_django_component="api")) == []
+    problems = app_problems(app)  # smart_deploy_django_component left at backend
+    assert len(problems) == 1 and "has no 'backend' component (the Django app, smart_deploy_django_component)" in problems[0], problems
+    assert "a backend-only app needs only" in problems[0] and "(components: api)" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"project_dir": "srv/notes"}, "backend.project_dir must be the absolute folder of manage.py in the image"),
+        ({"python": "python -X dev"}, "backend.python must be the Python command of the image"),
+        ({"settings_module": "notesite/settings.py"}, "backend.settings_module must be a dotted Python module"),
+        ({"source_dir": "../app"}, "backend.source_dir must be a path inside the component's context"),
+        ({"requirements": "/tmp/requirements.txt"}, "backend.requirements must be a path inside the component's context"),
+        ({"wheels": ""}, "backend.wheels must be a path inside the component's context"),
+        ({"python_version": 3.11}, "backend.python_version must be the image's Python as a quoted string such as '3.11', got 3.11"),
+        ({"platforms": "manylinux2014_x86_64"}, "backend.platforms must be a list of wheel platforms"),
+        ({"container": "proxy"}, "backend.container is 'proxy', the name of smart-deploy's own proxy container"),
+        ({"dev_mounts": {"app": "srv"}}, "backend.dev_mounts must map folders of the context to absolute folders"),
+    ],
+)
+def test_the_django_components_image_layout_is_checked(change, named):
+    backend = dict(NOTES_APP["smart_deploy_components"]["backend"], **change)
+    problems = app_problems(dict(NOTES_APP, smart_deploy_components={"backend": backend}))
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_an_empty_requirements_means_no_wheelhouse_and_other_components_keep_their_keys_unchecked():
+    backend = dict(NOTES_APP["smart_deploy_components"]["backend"], requirements="")
+    assert app_problems(dict(NOTES_APP, smart_deploy_components={"backend": backend})) == []
+    frontend = dict(COMPONENTS["frontend"], python="not checked here", dev_mounts={"public": "/usr/share/nginx/html"})
+    assert app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, frontend=frontend))) == []
+
+
+def test_an_apps_own_proxy_component_points_to_the_readme():
+    problems = app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, proxy={"context": "frontend", "port": 80})))
+    assert len(problems) == 1 and "An app that brings its own proxy" in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "accept, problem",
+    [
+        ([], None),
+        ("", None),
+        ("missing-migration-sql", None),
+        ("missing-migration-sql, schema-drift", None),
+        (["duplicate-rows", "schema-drift"], None),
+        ("missing-migrations", "unknown abort reason code 'missing-migrations' (known: inconsistent-history,"),
+        (["schema-drift", "drift", "dup"], "unknown abort reason codes 'drift', 'dup'"),
+        ({"code": "schema-drift"}, "must be a list of abort reason codes or one string of codes separated by commas, got {"),
+        ([1], "must be a list of abort reason codes"),
+    ],
+)
+def test_accepted_abort_codes_are_checked(accept, problem):
+    problems = [p for p in app_problems(dict(GOOD, smart_deploy_accept=accept)) if "smart_deploy_accept" in p]
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0] and problems[0].startswith("smart_deploy_accept")
+
+
+def test_an_external_server_on_another_port_is_fine():
+    external = dict(GOOD, smart_deploy_db_mode="external", smart_deploy_db_host="host.docker.internal", smart_deploy_db_port=6432,
+                    smart_deploy_db_sslmode="require")  # fmt: skip
+    assert app_problems(external) == []

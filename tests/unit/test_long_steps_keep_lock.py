@@ -66,8 +66,8 @@ def test_django_test_keeps_the_lock_fresh_while_the_suite_runs(tmp_path, monkeyp
     path, seen = held_lock(tmp_path), []
     module = load_module("django_test")
     monkeypatch.setattr(module, "Scratch", FakeScratch)
-    monkeypatch.setattr(module, "run_suite", lambda *a: (long_step(path, seen), (True, "Ran 3 tests"))[1])
-    result = run_main(module, {"image": "shop-backend:r2", "app_name": "shop", "docker_cli": "true", "lock": lock_option(path)}, capsys)
+    monkeypatch.setattr(module, "run_suite", lambda *a: (long_step(path, seen), (True, "Ran 3 tests", {}))[1])
+    result = run_main(module, {"image": "shop-backend:r2", "app": "shop", "docker_cli": "true", "lock": lock_option(path)}, capsys)
     assert_kept_fresh(result, seen)
     assert result["tests"] == 3
 
@@ -77,7 +77,7 @@ def test_the_rehearsal_keeps_the_lock_fresh(tmp_path, monkeypatch, capsys):
     module = load_module("django_migration_dryrun")
     monkeypatch.setattr(module, "docker_ok", lambda *a: True)
     monkeypatch.setattr(module, "analyze_and_rehearse", lambda *a: long_step(path, seen))
-    args = {"image": "shop-backend:r2", "app_name": "shop", "db_container": "shop-db", "db_name": "shop", "db_user": "shop",
+    args = {"image": "shop-backend:r2", "app": "shop", "db_container": "shop-db", "db_name": "shop", "db_user": "shop",
             "docker_cli": "true", "lock": lock_option(path)}  # fmt: skip
     assert_kept_fresh(run_main(module, args, capsys), seen)
 

@@ -4,7 +4,7 @@ restore, checking its sha256 on the way in, and falls back to one streamed job w
 
 Real processes and the real Docker engine only: the following and verifying logic is shown with ordinary
 commands standing for pg_dump and pg_restore, the copy with a real container. Backups and restores of real
-databases are shown by the integration tests (test_retention, test_safety_net, test_least_privilege)."""
+databases are shown by the integration tests (test_scratch_lock_and_sql: the retention series, test_safety_net, test_least_privilege)."""
 
 import hashlib
 import json

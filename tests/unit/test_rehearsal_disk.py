@@ -71,7 +71,7 @@ def run_dryrun(monkeypatch, capsys, free, args=None):
     monkeypatch.setattr(module, "free_bytes", lambda path: free)
     monkeypatch.setattr(module, "Scratch", no_scratch)
     monkeypatch.setattr(module, "copy_database", no_scratch)
-    base = {"image": "shop-backend:r2", "app_name": "shop", "db_container": "shop-db", "db_name": "shop", "db_user": "shop",
+    base = {"image": "shop-backend:r2", "app": "shop", "db_container": "shop-db", "db_name": "shop", "db_user": "shop",
             "docker_cli": "true"}  # fmt: skip
     with patch_module_args(dict(base, **(args or {}))):
         with pytest.raises((SystemExit, Refused)):

@@ -75,13 +75,15 @@ def test_the_driver_pastes_no_name_into_sql_by_hand():
 
 def test_cleanup_passes_database_names_to_psql_as_variables_not_in_the_sql():
     tasks = yaml.safe_load((ROOT / "roles" / "cleanup" / "tasks" / "databases.yml").read_text())
-    psql_tasks = [t for t in tasks if "community.docker.docker_container_exec" in t]
+    # psql in the database container or an external server's client container (smart_deploy_db_client_argv)
+    psql_tasks = [t for t in tasks if "'psql'" in str(t.get("ansible.builtin.command", {}).get("argv", ""))]
     assert len(psql_tasks) == 2
     for task in psql_tasks:
-        exec_args = task["community.docker.docker_container_exec"]
-        assert "-c" not in exec_args["argv"], "psql interpolates no variable in -c: the SQL goes through stdin"
+        exec_args = task["ansible.builtin.command"]
+        assert "'-c'" not in exec_args["argv"], "psql interpolates no variable in -c: the SQL goes through stdin"
         assert "{{" not in exec_args["stdin"], "nothing templated into the SQL: %s" % exec_args["stdin"]
         assert "ON_ERROR_STOP=1" in exec_args["argv"]
-    listing, drop = (t["community.docker.docker_container_exec"]["stdin"] for t in psql_tasks)
+        assert exec_args["argv"].strip().startswith("{{ smart_deploy_db_client_argv + ['psql'")
+    listing, drop = (t["ansible.builtin.command"]["stdin"] for t in psql_tasks)
     assert ":'prefix'" in listing and "starts_with" in listing and "LIKE" not in listing.upper()
     assert ':"name"' in drop

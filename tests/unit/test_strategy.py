@@ -114,3 +114,174 @@ def test_an_emergency_without_rehearsal_is_normal_with_a_warning():
     assert verdict["warnings"][0]["rule"] == "not-rehearsed"
     broken = report(pending=["a.0002"], copy={"skipped": True, "why": "pre-checks failed"}, prechecks_errors=["conflicting migrations"])
     assert decide(broken, require_rehearsal=False)["strategy"] == ABORT
+
+
+# --------------------------------------------------------------------------------------------------
+# Reason codes and smart_deploy_accept
+# --------------------------------------------------------------------------------------------------
+
+
+def codes(verdict):
+    return [r["code"] for r in verdict["abort_reasons"]]
+
+
+def drift(key="reviews.0001_initial"):
+    entry = failed(key, sqlstate="42P07", message='relation "reviews_review" already exists')
+    entry["fake_proof"] = {"found": True, "compared_equal": False, "differences": ["reviews_review: column title differs"]}
+    return entry
+
+
+def duplicates(key="catalog.0003_unique_name"):
+    entry = failed(key, sqlstate="23505", message="could not create unique index")
+    entry["offending_rows"] = [{"table": "catalog_product", "column": "name", "duplicate_values": 1, "rows": 2}]
+    return entry
+
+
+@pytest.mark.parametrize(
+    "kwargs, code",
+    [
+        (dict(prechecks_errors=["inconsistent migration history: a.0002 is applied before a.0001"]), "inconsistent-history"),
+        (dict(prechecks_errors=["conflicting migrations (several leaf nodes) in cart: run makemigrations --merge"]), "migration-conflict"),
+        (
+            dict(errors=["the copy's schema or migration history differs from production's: the copy cannot be trusted"]),
+            "copy-not-faithful",
+        ),
+        (dict(errors=["the rehearsal could not run: boom"]), "rehearsal-failed"),
+        (dict(errors=["the copy's plan ['a'] differs from the analysed plan ['b']"]), "plan-mismatch"),
+        (dict(pending=["a.0002"], copy={"skipped": True, "why": "rehearsal not asked for"}), "not-rehearsed"),
+        (dict(pending=["a.0002"]), "migration-not-applied"),
+        (dict(post_ok=False, pending=[]), None),
+    ],
+)
+def test_every_report_error_has_its_code(kwargs, code):
+    verdict = decide(report(**kwargs))
+    assert codes(verdict) == ([code] if code else [])
+
+
+@pytest.mark.parametrize(
+    "entry, code",
+    [
+        (drift(), "schema-drift"),
+        (failed("a.0002", sqlstate="42703", message='column "x" does not exist'), "schema-drift"),
+        (duplicates(), "duplicate-rows"),
+        (failed("a.0002", sqlstate="23502", offending_rows=[{"table": "t", "column": "c", "null_rows": 3}]), "null-rows"),
+        (failed("a.0002", sqlstate="23502", offending_rows=[{"table": "t", "column": "c", "rows_without_value": 3}]), "rows-without-value"),
+        (failed("a.0002", sqlstate="P0001", message="raised by the migration"), "migration-failed"),
+        (faked("a.0002", equal=False), "fake-unproven"),
+    ],
+)
+def test_every_rehearsal_failure_has_its_code(entry, code):
+    assert codes(decide(report(entry))) == [code]
+
+
+def test_every_code_is_known_to_the_input_check_and_documented():
+    from ansible.module_utils.smart_deploy.inputs import ACCEPT_CODES
+    from ansible.module_utils.smart_deploy.strategy import REASON_CODES
+
+    from tests.conftest import ROOT
+
+    assert list(ACCEPT_CODES) == list(REASON_CODES)
+    readme = (ROOT / "README.md").read_text()
+    for code in REASON_CODES:
+        assert "| `%s` |" % code in readme, "README's reason codes table lacks %s" % code
+
+
+def test_a_migration_not_reached_after_a_failure_shares_the_failures_code():
+    verdict = decide(report(applied("a.0001"), duplicates(), {"migration": "cart.0003", "outcome": "not reached"}))
+    assert codes(verdict) == ["duplicate-rows", "duplicate-rows"]
+    through = decide(
+        report(applied("a.0001"), duplicates(), {"migration": "cart.0003", "outcome": "not reached"}), accept=["duplicate-rows"]
+    )
+    assert through["strategy"] == NORMAL
+    assert through["apply"] == ["a.0001", "catalog.0003_unique_name", "cart.0003"]
+
+
+def test_an_accepted_code_goes_through_and_is_listed_with_its_reason():
+    verdict = decide(report(applied("a.0001"), drift()), accept=["schema-drift"])
+    assert verdict["strategy"] == NORMAL and verdict["reasons"] == [] and verdict["abort_reasons"] == []
+    assert [a["code"] for a in verdict["accepted"]] == ["schema-drift"]
+    assert "column title differs" in verdict["accepted"][0]["reason"]
+    assert verdict["accepted_unused"] == []
+
+
+def test_accepting_one_code_leaves_the_others_aborting():
+    verdict = decide(report(drift(), duplicates()), accept=["schema-drift"])
+    assert verdict["strategy"] == ABORT
+    assert codes(verdict) == ["duplicate-rows"] and len(verdict["reasons"]) == 1
+    assert [a["code"] for a in verdict["accepted"]] == ["schema-drift"]
+    assert verdict["summary"].startswith("abort: catalog.0003_unique_name failed")
+
+
+def test_a_proven_fake_stays_fake_when_another_reason_is_accepted():
+    verdict = decide(report(faked("reviews.0001_initial"), duplicates()), accept=["duplicate-rows"])
+    assert verdict["strategy"] == FAKE
+    assert verdict["fake"] == ["reviews.0001_initial"] and verdict["apply"] == ["catalog.0003_unique_name"]
+
+
+def test_an_accepted_code_that_did_not_occur_is_harmless():
+    verdict = decide(report(applied("a.0001")), accept=["duplicate-rows", "schema-drift"])
+    assert verdict["strategy"] == NORMAL and verdict["accepted"] == []
+    assert verdict["accepted_unused"] == ["duplicate-rows", "schema-drift"]
+
+
+def test_an_accepted_pre_check_error_still_needs_the_rehearsal():
+    """Accepting a pre-check error does not skip the rehearsal's own checks: with pending migrations and
+    no copy (the pre-checks stopped it), not-rehearsed aborts until it is accepted too."""
+    blocked = report(
+        pending=["a.0002"], prechecks_errors=["inconsistent migration history: x"], copy={"skipped": True, "why": "pre-checks failed"}
+    )
+    assert codes(decide(blocked, accept=["inconsistent-history"])) == ["not-rehearsed"]
+    assert decide(blocked, accept=["inconsistent-history", "not-rehearsed"])["strategy"] == NORMAL
+
+
+def test_a_warning_set_to_abort_has_its_code_and_never_stops_an_emergency():
+    warning = {"rule": "table-rewrite", "message": "catalog_product is rewritten"}
+    verdict = decide(report(applied("a.0001"), warnings=[warning]), abort_on=["table-rewrite"])
+    assert codes(verdict) == ["abort-on-warning"]
+    assert (
+        decide(report(applied("a.0001"), warnings=[warning]), abort_on=["table-rewrite"], accept=["abort-on-warning"])["strategy"] == NORMAL
+    )
+    emergency = report(pending=["a.0001"], copy={"skipped": True, "why": "rehearsal not asked for"}, warnings=[warning])
+    assert decide(emergency, abort_on=["table-rewrite"], require_rehearsal=False)["strategy"] == NORMAL
+
+
+def test_missing_migrations_are_warnings_when_state_only_and_abort_naming_the_sql_otherwise():
+    sku = 'ALTER TABLE "shop_product" ADD COLUMN "sku" varchar(20) NULL;'
+    missing = [
+        {
+            "migration": "blog.0007_auto",
+            "kind": "state-only",
+            "sql": [],
+            "operations": [{"describe": "Change Meta options on post", "sql": []}],
+        },
+        {
+            "migration": "shop.0002_auto",
+            "kind": "sql",
+            "sql": [sku],
+            "operations": [{"describe": "Add field sku to product", "sql": [sku]}],
+        },
+        {"app": None, "migration": None, "kind": "unchecked", "error": "ValueError: boom"},
+    ]
+    base = report(pending=[], copy={"skipped": True, "why": "nothing pending"})
+    base["prechecks"]["missing_migrations"] = missing
+    verdict = decide(base)
+    assert codes(verdict) == ["missing-migration-sql"]
+    assert 'ADD COLUMN "sku"' in verdict["reasons"][0] and verdict["reasons"][0].startswith("shop.0002_auto:")
+    rules = [w["rule"] for w in verdict["warnings"]]
+    assert rules == ["missing-migration-state-only", "missing-migrations-unchecked"]
+    assert "blog.0007_auto" in verdict["warnings"][0]["message"] and "Change Meta options on post" in verdict["warnings"][0]["message"]
+    assert decide(base, accept=["missing-migration-sql"])["strategy"] == NORMAL
+    state_only = report(pending=[], copy={"skipped": True, "why": "nothing pending"})
+    state_only["prechecks"]["missing_migrations"] = missing[:1]
+    assert decide(state_only)["strategy"] == NORMAL
+    # a warning stops only a deploy that lists its rule in abort_on, and never an emergency one
+    assert codes(decide(state_only, abort_on=["missing-migration-state-only"])) == ["abort-on-warning"]
+    assert decide(state_only, abort_on=["missing-migration-state-only"], require_rehearsal=False)["strategy"] == NORMAL
+
+
+def test_a_long_sql_is_cut_in_the_reason():
+    statements = ['ALTER TABLE "t" ADD COLUMN "c%d" integer NULL;' % i for i in range(100)]
+    base = report(pending=[], copy={"skipped": True, "why": "nothing pending"})
+    base["prechecks"]["missing_migrations"] = [{"migration": "t.0002", "kind": "sql", "sql": statements, "operations": []}]
+    reason = decide(base)["reasons"][0]
+    assert len(reason) < 800 and reason.endswith("(100 statements)")

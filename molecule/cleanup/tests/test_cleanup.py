@@ -1,4 +1,5 @@
-"""After three deploys and a cleanup: what the live and the previous release need stays, the rest went."""
+"""After three deploys (release one, then two that change only the frontend) and a cleanup: what the live and
+the previous release need stays, the rest went."""
 
 import json
 import urllib.request

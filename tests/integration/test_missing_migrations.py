@@ -1,0 +1,78 @@
+"""Model changes without a migration, on one deployment of the shop, in order: a state-only change (a Meta
+ordering dropped) deploys with a warning; a new field without its migration aborts naming the column and
+changes nothing; the same release with -e smart_deploy_accept=missing-migration-sql deploys, and the
+history says who accepted what. Decided the way Django would: the migrations makemigrations would write,
+generated in memory in the release's image, and the SQL sqlmigrate gives for them."""
+
+from tests.integration import shop_releases as releases
+from tests.integration.conftest import assert_failed, assert_ok
+
+GIFT_WRAP = "    gift_wrap = models.BooleanField(default=False)\n"
+
+
+def text(result):
+    """What the run printed, with YAML's line folding undone (the verdict's lines are long)."""
+    return " ".join(result.stdout.split())
+
+
+def newest_attempt(shop):
+    return shop.releases()["releases"][-1]
+
+
+def test_a_dropped_meta_ordering_deploys_with_a_warning(shop):
+    releases.edit(shop, "catalog/models.py", '    class Meta:\n        ordering = ["id"]\n\n', "")
+    commit = shop.commit("products: no default ordering (no migration: it changes no SQL)")
+    result = shop.deploy()
+    assert_ok(result)
+    assert "warning: catalog.0003_alter_product_options: " in text(
+        result
+    ) and "change no SQL (state only): Change Meta options on product" in text(result)
+    summary = shop.summary()
+    (warning,) = [w for w in summary["validation"]["warnings"] if "state only" in w]
+    assert warning.startswith("catalog.0003_alter_product_options: ") and "Change Meta options on product" in warning
+    assert "| warning" in result.stdout  # the table at the end of the run
+    attempt = newest_attempt(shop)
+    assert attempt["id"] == commit[:12] and attempt["status"] == "live"
+    assert attempt["migration_warnings"] == [warning] and attempt["accepted"] == []
+    status, products = shop.get_json("/api/products/")
+    assert status == 200 and products["results"]
+    shop.live = commit[:12]
+
+
+def test_a_new_field_without_its_migration_aborts_naming_the_column_and_changes_nothing(shop):
+    releases.edit(shop, "cart/models.py", "    quantity = models.PositiveIntegerField(default=1)\n",
+                  "    quantity = models.PositiveIntegerField(default=1)\n" + GIFT_WRAP)  # fmt: skip
+    shop.commit("cart items: gift wrap (its migration forgotten)")
+    before, history = shop.snapshot(), shop.releases()
+    result = shop.deploy()
+    assert_failed(result)
+    column = 'ALTER TABLE "cart_item" ADD COLUMN "gift_wrap" boolean DEFAULT false NOT NULL'
+    assert "Migration validation says abort: missing-migration-sql: cart.0002_cartitem_gift_wrap: " in text(result), result.stdout[-6000:]
+    assert column in text(result) and "Add field gift_wrap to cartitem" in text(result)
+    assert "-e smart_deploy_accept=missing-migration-sql" in text(result)
+    (reason,) = shop.summary()["validation"]["abort_reasons"]
+    assert reason["code"] == "missing-migration-sql" and column in reason["reason"]
+    assert shop.snapshot() == before and shop.releases() == history
+    assert shop.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'gift_wrap'") == "0"
+    assert shop.get_json("/api/health/")[1]["release"] == shop.live
+    assert not list((shop.source / releases.SRC / "cart" / "migrations").glob("0002_*"))  # nothing written into the app
+
+
+def test_the_same_release_accepted_deploys_and_the_history_says_who_accepted_what(shop):
+    result = shop.deploy("-e", "smart_deploy_accept=missing-migration-sql,duplicate-rows", "-e", "smart_deploy_actor=alice")
+    assert_ok(result)
+    assert "ACCEPTED missing-migration-sql: cart.0002_cartitem_gift_wrap: " in text(result)
+    attempt = newest_attempt(shop)
+    assert attempt["status"] == "live" and attempt["deployed_by"] == "alice"
+    (accepted,) = attempt["accepted"]
+    assert accepted["code"] == "missing-migration-sql" and accepted["by"] == "alice"
+    assert 'ADD COLUMN "gift_wrap" boolean' in accepted["reason"]
+    assert attempt["accepted_unused"] == ["duplicate-rows"]  # accepted, did not occur: harmless, said
+    summary = shop.summary()
+    assert summary["validation"]["accepted"] == [accepted] and summary["validation"]["accepted_unused"] == ["duplicate-rows"]
+    assert "| ACCEPTED" in result.stdout and "accept unused" in result.stdout
+    status, health = shop.get_json("/api/health/")
+    assert status == 200 and health["release"] == attempt["id"]
+    shown = shop.playbook("status")
+    assert_ok(shown)
+    assert "accepted missing-migration-sql by alice: cart.0002_cartitem_gift_wrap: models have changes" in text(shown)
