@@ -53,12 +53,18 @@ def run(cmd, **kwargs) -> subprocess.CompletedProcess:
 
 
 class Deployment:
-    """One isolated copy of the shop, deployable with the real playbooks."""
+    """One isolated copy of the shop, deployable with the real playbooks. A subclass deploys another sample
+    (``EXAMPLE``, its Django source under ``SRC``) through its own inventory (tests/integration/notes.py)."""
 
-    def __init__(self, workdir: Path):
-        self.name = "sdt" + secrets.token_hex(3)
+    EXAMPLE = "shop"
+    SRC = "backend/src"
+    PREFIX = "sdt"
+    COPY_IGNORE = ("__pycache__",)
+
+    def __init__(self, workdir: Path, app_tests: bool = False):
+        self.name = self.PREFIX + secrets.token_hex(3)
         self.workdir = workdir
-        self.source = workdir / "shop"
+        self.source = workdir / self.EXAMPLE
         self.state_dir = workdir / "state"
         self.port = free_port()
         # Canary secrets: every run's output and every file smart-deploy writes are searched for them
@@ -67,27 +73,28 @@ class Deployment:
         self.db_password = "Canary/pw@%s:%s" % (token, secrets.token_hex(4))
         self.secret_key = "CanarySK-%s-%s" % (token, secrets.token_hex(16))
         self.app_secret = "CanaryAS-%s" % token
-        shutil.copytree(ROOT / "examples" / "shop", self.source, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / "examples" / self.EXAMPLE, self.source, ignore=shutil.ignore_patterns(*self.COPY_IGNORE))
         self.git("init", "-q")
         self.external_db = None
         self.vars_file = workdir / "vars.json"
-        self.vars_file.write_text(
-            json.dumps(
-                {
-                    "smart_deploy_app_name": self.name,
-                    "smart_deploy_app_source": str(self.source),
-                    "smart_deploy_state_dir": str(self.state_dir),
-                    "smart_deploy_http_port": self.port,
-                    "smart_deploy_db_password": self.db_password,
-                    "smart_deploy_django_secret_key": self.secret_key,
-                    "smart_deploy_app_env": SHOP_ENV,
-                    "smart_deploy_app_secret_env": dict(SHOP_SECRET_ENV, SHOP_PAYMENT_KEY=self.app_secret),
-                    "smart_deploy_actor": "pytest",
-                    # the app's own test suite runs where a test is about it (test_daily_verbs), not on every deploy
-                    "smart_deploy_app_tests": False,
-                }
-            )
-        )
+        own = {
+            "smart_deploy_app_name": self.name,
+            "smart_deploy_app_source": str(self.source),
+            "smart_deploy_state_dir": str(self.state_dir),
+            "smart_deploy_http_port": self.port,
+            "smart_deploy_db_password": self.db_password,
+            "smart_deploy_django_secret_key": self.secret_key,
+            "smart_deploy_actor": "pytest",
+        }
+        # the app's own test suite runs where a test is about it (test_daily_verbs, test_notes), not on every deploy
+        self.vars_file.write_text(json.dumps(own | self.app_vars() | ({} if app_tests else {"smart_deploy_app_tests": False})))
+
+    def app_vars(self) -> dict:
+        """What the sample's inventory would say and the embedded default does not: the shop's environment."""
+        return {
+            "smart_deploy_app_env": SHOP_ENV,
+            "smart_deploy_app_secret_env": dict(SHOP_SECRET_ENV, SHOP_PAYMENT_KEY=self.app_secret),
+        }
 
     # --- source ---------------------------------------------------------------------------------
     def git(self, *args) -> str:
@@ -105,6 +112,16 @@ class Deployment:
         path = self.source / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        """Replace ``old`` by ``new`` once in a file of the Django source (under ``SRC``)."""
+        path = self.source / self.SRC / relative
+        text = path.read_text()
+        assert old in text, "%s has no %r" % (relative, old)
+        path.write_text(text.replace(old, new, 1))
+
+    def add_migration(self, app: str, name: str, body: str) -> None:
+        self.write("%s/%s/migrations/%s.py" % (self.SRC, app, name), "from django.db import migrations, models\n\n\n" + body)
 
     # --- secrets ---------------------------------------------------------------------------------
     def canaries(self) -> list:
@@ -364,9 +381,16 @@ def assert_failed(result):
 
 
 @pytest.fixture(scope="module")
-def module_deployment(tmp_path_factory):
+def deployment_kind():
+    """What a module's deployment is a copy of: the shop; a module overrides this fixture for another sample
+    (test_notes.py: tests/integration/notes.py's Notes)."""
+    return Deployment
+
+
+@pytest.fixture(scope="module")
+def module_deployment(deployment_kind, tmp_path_factory):
     """One deployment shared by the tests of a module, in order (each leaves it as the next expects)."""
-    deployment = Deployment(tmp_path_factory.mktemp("deployment"))
+    deployment = deployment_kind(tmp_path_factory.mktemp("deployment"))
     try:
         yield deployment
     finally:

@@ -5,50 +5,27 @@ settings module, database variable names and health endpoint), deployed through 
 from __future__ import annotations
 
 import hashlib
-import json
-import secrets
-import shutil
 import urllib.parse
 
-from tests.conftest import ROOT
-from tests.integration.conftest import Deployment, free_port, run
+from tests.integration.conftest import Deployment, run
 
 
 class Notes(Deployment):
     """A private copy of examples/notes in its own git repository, deployed through inventories/notes with
     names, ports and folders of its own (the only extra variables: what makes the copy private)."""
 
+    EXAMPLE = "notes"
+    SRC = "app"
+    PREFIX = "sdn"
+    COPY_IGNORE = ("__pycache__", "wheels")
+
     def __init__(self, workdir, app_tests=False):
-        self.name = "sdn" + secrets.token_hex(3)
-        self.workdir = workdir
-        self.source = workdir / "notes"
-        self.state_dir = workdir / "state"
-        self.port = free_port()
-        token = secrets.token_hex(6)
-        self.db_password = "Canary/pw@%s:%s" % (token, secrets.token_hex(4))
-        self.secret_key = "CanarySK-%s-%s" % (token, secrets.token_hex(16))
-        self.app_secret = "CanaryAS-%s" % token
-        self.external_db = None
-        shutil.copytree(ROOT / "examples" / "notes", self.source, ignore=shutil.ignore_patterns("__pycache__", "wheels"))
-        self.git("init", "-q")
         self.report = workdir / "components.json"
-        self.vars_file = workdir / "vars.json"
-        self.vars_file.write_text(
-            json.dumps(
-                {
-                    "smart_deploy_app_name": self.name,
-                    "smart_deploy_app_source": str(self.source),
-                    "smart_deploy_state_dir": str(self.state_dir),
-                    "smart_deploy_http_port": self.port,
-                    "smart_deploy_db_password": self.db_password,
-                    "smart_deploy_django_secret_key": self.secret_key,
-                    "smart_deploy_actor": "pytest",
-                    "components_report": str(self.report),
-                }
-                # the app's own tests run where a test is about them (the inventory's default is to run them)
-                | ({} if app_tests else {"smart_deploy_app_tests": False})
-            )
-        )
+        super().__init__(workdir, app_tests=app_tests)
+
+    def app_vars(self) -> dict:
+        """inventories/notes says the rest; the components test playbook writes its report here."""
+        return {"components_report": str(self.report)}
 
     def canaries(self) -> list:
         """The database password and the secret key as given and quoted for a URL, and the owner's and the app

@@ -1,18 +1,17 @@
 """Changes that make "release N+1" of the notes sample (examples/notes, project under app/), the way a
 developer would write them: models and the migrations makemigrations gives for them."""
 
-SRC = "app"
+from tests.integration.notes import Notes
+
+SRC = Notes.SRC
 
 
 def edit(deployment, relative, old, new):
-    path = deployment.source / SRC / relative
-    text = path.read_text()
-    assert old in text, "%s has no %r" % (relative, old)
-    path.write_text(text.replace(old, new, 1))
+    deployment.edit(relative, old, new)
 
 
 def add_migration(deployment, app, name, body):
-    deployment.write("%s/%s/migrations/%s.py" % (SRC, app, name), "from django.db import migrations, models\n\n\n" + body)
+    deployment.add_migration(app, name, body)
 
 
 # --- an app that had no migrations: tags (table tags_tag), created long ago by migrate --run-syncdb ------

@@ -4,18 +4,17 @@ change and the migration makemigrations gives for it (models and migrations stay
 
 import re
 
-SRC = "backend/src"
+from tests.integration.conftest import Deployment
+
+SRC = Deployment.SRC
 
 
 def edit(deployment, relative, old, new):
-    path = deployment.source / SRC / relative
-    text = path.read_text()
-    assert old in text, "%s has no %r" % (relative, old)
-    path.write_text(text.replace(old, new, 1))
+    deployment.edit(relative, old, new)
 
 
 def add_migration(deployment, app, name, body):
-    deployment.write("%s/%s/migrations/%s.py" % (SRC, app, name), "from django.db import migrations, models\n\n\n" + body)
+    deployment.add_migration(app, name, body)
 
 
 # --- a new model: cart.0002_wishlist (table cart_wishlist) -----------------------------------------

@@ -16,17 +16,19 @@ from tests.integration.notes import Notes
 
 
 @pytest.fixture(scope="module")
-def notes(tmp_path_factory):
-    notes = Notes(tmp_path_factory.mktemp("notes"))
-    try:
-        notes.base = notes.commit("release 1")
-        result = notes.components()
-        assert_ok(result)
-        notes.first = json.loads(notes.report.read_text())
-        notes.first_output = result.stdout
-        yield notes
-    finally:
-        notes.destroy()
+def deployment_kind():
+    return Notes
+
+
+@pytest.fixture(scope="module")
+def notes(module_deployment):
+    notes = module_deployment
+    notes.base = notes.commit("release 1")
+    result = notes.components()
+    assert_ok(result)
+    notes.first = json.loads(notes.report.read_text())
+    notes.first_output = result.stdout
+    return notes
 
 
 def test_a_backend_only_app_builds_and_detects_only_what_it_has(notes):

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from tests.integration import notes_releases as releases
-from tests.integration.conftest import assert_failed, assert_ok, external_postgres_for, run
+from tests.integration.conftest import assert_failed, assert_ok, run
 from tests.integration.notes import Notes
 
 FAILING_HOOK = """- name: Fail after the migration (the test's forced failure), saying what was migrated
@@ -23,26 +23,16 @@ FAILING_HOOK = """- name: Fail after the migration (the test's forced failure), 
 
 
 @pytest.fixture(scope="module")
-def notes_deployment(tmp_path_factory):
-    deployment = Notes(tmp_path_factory.mktemp("notes-external"))
-    try:
-        yield deployment
-    finally:
-        deployment.destroy()
+def deployment_kind():
+    return Notes
 
 
 @pytest.fixture(scope="module")
-def external_postgres(notes_deployment):
-    with external_postgres_for(notes_deployment) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def external_shop(notes_deployment, external_postgres):
+def external_shop(module_deployment, external_postgres):
     """Release 1 of the notes app deployed on the external server (the name says what it is for: an app)."""
-    notes_deployment.base = notes_deployment.commit("release 1")
-    assert_ok(notes_deployment.deploy())
-    return notes_deployment
+    module_deployment.base = module_deployment.commit("release 1")
+    assert_ok(module_deployment.deploy())
+    return module_deployment
 
 
 def roles_of(server, name):

@@ -5,6 +5,7 @@ table created long ago by `migrate --run-syncdb` (an exact one is faked, one tha
 unique constraint over duplicate rows (abort). One deployment, the tests in order; each abort leaves
 production as it was."""
 
+import functools
 import json
 
 import pytest
@@ -15,23 +16,25 @@ from tests.integration.notes import Notes
 
 
 @pytest.fixture(scope="module")
-def notes(tmp_path_factory):
+def deployment_kind():
+    return functools.partial(Notes, app_tests=True)
+
+
+@pytest.fixture(scope="module")
+def notes(module_deployment):
     """Release 1 of notes with a tags app that has no migrations yet, deployed by its inventory; then, by
     hand, `migrate --run-syncdb` created the tags table (the way such tables came to be) and a note was written."""
-    deployment = Notes(tmp_path_factory.mktemp("notes"), app_tests=True)
-    try:
-        releases.add_tags_app_without_migrations(deployment)
-        deployment.base = deployment.commit("notes with tags, before tags had migrations")
-        result = deployment.deploy()
-        assert_ok(result)
-        deployment.first_deploy = result
-        web = deployment.releases()["releases"][-1]["containers"]["backend"]
-        synced = deployment.run_in(web, "python", "manage.py", "migrate", "--run-syncdb", "--noinput", as_owner=True)
-        assert "Creating table tags_tag" in synced, synced
-        deployment.psql("INSERT INTO tags_tag (name, color) VALUES ('work', '#ff0000')")
-        yield deployment
-    finally:
-        deployment.destroy()
+    deployment = module_deployment
+    releases.add_tags_app_without_migrations(deployment)
+    deployment.base = deployment.commit("notes with tags, before tags had migrations")
+    result = deployment.deploy()
+    assert_ok(result)
+    deployment.first_deploy = result
+    web = deployment.releases()["releases"][-1]["containers"]["backend"]
+    synced = deployment.run_in(web, "python", "manage.py", "migrate", "--run-syncdb", "--noinput", as_owner=True)
+    assert "Creating table tags_tag" in synced, synced
+    deployment.psql("INSERT INTO tags_tag (name, color) VALUES ('work', '#ff0000')")
+    return deployment
 
 
 def last_report(deployment):
