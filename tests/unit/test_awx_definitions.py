@@ -203,6 +203,14 @@ def test_inventories_are_sourced_from_the_project():
     assert DEFINITIONS["smart_deploy_awx_default_inventory"] in [i["name"] for i in DEFINITIONS["smart_deploy_awx_inventories"]]
 
 
+def test_the_synced_inventory_folders_hold_no_vaulted_file():
+    # AWX allows no Vault credential on an SCM inventory source: a vaulted file would stop the sync
+    for inventory in DEFINITIONS["smart_deploy_awx_inventories"]:
+        for path in (ROOT / inventory["source_path"]).rglob("*"):
+            if path.is_file() and path.suffix in ("", ".yml", ".yaml", ".json", ".ini"):
+                assert not path.read_text().startswith("$ANSIBLE_VAULT"), path
+
+
 def workflow_problems(workflow: dict, templates: list) -> list:
     problems = []
     by_name = {t["name"]: t for t in templates}
