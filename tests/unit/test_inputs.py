@@ -192,6 +192,31 @@ def test_state_folders_of_their_own_are_fine(path):
     assert state_dir_problem(path) is None
 
 
+@pytest.mark.parametrize(
+    "check, values, named",
+    [
+        (rollback_problems, {"rollback_release": "../x"}, "rollback_release (the rollback target) must be a release id"),
+        (rollback_problems, {"rollback_restore_db": "maybe"}, "rollback_restore_db must be true or false"),
+        (status_problems, {"status_history": 0}, "status_history (how many releases to show) must be a whole number >= 1"),
+        (logs_problems, {"logs_lines": -1}, "logs_lines must be a whole number >= 1"),
+        (logs_problems, {"logs_component": "db"}, "logs_component must be one of"),
+        (logs_problems, {"logs_since": "yesterday"}, "logs_since must be a duration"),
+    ],
+)
+def test_role_variables_set_directly_are_checked_under_their_own_name(check, values, named):
+    # what an AWX survey sends (rollback_release, logs_lines, ...) is checked like ./deploy's short names
+    problems = check(values)
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_a_role_variable_defaulted_from_the_short_name_is_reported_once():
+    # the role default rollback_release: "{{ release }}" templates to the same bad value: one problem, not two
+    assert rollback_problems({"release": "../x", "rollback_release": "../x"}) == [
+        "release (the rollback target) must be a release id (letters, digits, '.', '_', '-'), got '../x'"
+    ]
+    assert len(rollback_problems({"release": "ok", "rollback_release": "../x"})) == 1
+
+
 def test_problems_of_runs_the_groups_asked_for():
     problems = problems_of(dict(GOOD, history="0", restore_db="x"), ["app", "status"])
     assert len(problems) == 1 and problems[0].startswith("history")
