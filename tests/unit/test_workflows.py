@@ -88,7 +88,9 @@ def test_the_workflows_validate_against_githubs_schema():
 
 
 def test_the_schema_check_refuses_a_malformed_workflow(tmp_path):
-    path = write_workflow(tmp_path, "name: bad\non: push\njobs:\n  bad:\n    runs-on: ubuntu-24.04\n    permissions: {contents: maybe}\n    steps: []\n")
+    path = write_workflow(
+        tmp_path, "name: bad\non: push\njobs:\n  bad:\n    runs-on: ubuntu-24.04\n    permissions: {contents: maybe}\n    steps: []\n"
+    )
     result = check_jsonschema(path)
     assert result.returncode != 0
     assert "bad.yml" in result.stdout + result.stderr
@@ -261,12 +263,13 @@ def test_ci_job_commands_exist(sandbox, tmp_path, path, job):
 
 
 VAULT = "vault-pw-for-the-test"
+DISPATCH = {"release": "", "restore_db": False, "environment": "production"}
 DISPATCHES = [
     ("push", {}),
-    *[("workflow_dispatch", {"verb": v, "release": "", "restore_db": False, "environment": "production"}) for v in ("deploy", "emergency", "validate", "rollback")],
-    ("workflow_dispatch", {"verb": "deploy", "release": "3f2a1b9c0d1e", "restore_db": False, "environment": "production"}),
-    ("workflow_dispatch", {"verb": "rollback", "release": "3f2a1b9c0d1e", "restore_db": True, "environment": "production"}),
-]  # fmt: skip
+    *[("workflow_dispatch", dict(DISPATCH, verb=verb)) for verb in ("deploy", "emergency", "validate", "rollback")],
+    ("workflow_dispatch", dict(DISPATCH, verb="deploy", release="3f2a1b9c0d1e")),
+    ("workflow_dispatch", dict(DISPATCH, verb="rollback", release="3f2a1b9c0d1e", restore_db=True)),
+]
 
 
 @pytest.mark.parametrize("event, inputs", DISPATCHES, ids=["%s-%s" % (e, "-".join(map(str, i.values()))) for e, i in DISPATCHES])
