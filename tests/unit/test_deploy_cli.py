@@ -37,6 +37,7 @@ def test_help_lists_every_verb_and_what_exists(tmp_path):
         (["setup", "--fast"], "setup takes no options"),
         (["rollback", "../etc"], "'../etc' is not a release id"),
         (["rollback", "--frobnicate"], "unknown option '--frobnicate'"),
+        (["rollback", "3f2a1b9c0d1e", "a1b2c3d4e5f6"], "give one release"),
         (["dev", "sideways"], "dev takes up, down or status"),
         (["emergency", "--yolo"], "unknown option '--yolo'"),
         (["deploy", "--tags", "build"], "--tags: smart-deploy's playbooks are not tagged"),
