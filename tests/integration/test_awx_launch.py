@@ -215,3 +215,14 @@ def test_an_answer_holding_jinja_is_not_templated(awx, verb, answers):
         "the refusal names the literal:\n%s" % job.stdout[-6000:]
     )
     assert deployment.releases()["current"] == deployment.release_1 and live_release(deployment) == deployment.release_1
+
+
+def test_a_release_id_of_digits_is_refused_not_guessed(awx):
+    """ansible-core 2.19 reads AWX's `!unsafe '0123'` with YAML's implicit types: the octal number 83. The
+    rollback must not go to whatever release that number names: the input checks refuse a release id that is
+    not text, before anything changes."""
+    deployment = awx.deployment
+    job = launch(awx, "rollback", rollback_release="0123", rollback_restore_db="no")
+    assert (job.status, job.rc) == ("failed", 2), job.stdout[-6000:]
+    assert "Bad input, nothing was changed" in job.stdout and "rollback_release (the rollback target) must be a release id" in job.stdout
+    assert deployment.releases()["current"] == deployment.release_1 and live_release(deployment) == deployment.release_1
