@@ -203,6 +203,14 @@ def test_inventories_are_sourced_from_the_project():
     assert DEFINITIONS["smart_deploy_awx_default_inventory"] in [i["name"] for i in DEFINITIONS["smart_deploy_awx_inventories"]]
 
 
+def test_the_synced_inventory_folders_hold_no_vaulted_file():
+    # AWX allows no Vault credential on an SCM inventory source: a vaulted file would stop the sync
+    for inventory in DEFINITIONS["smart_deploy_awx_inventories"]:
+        for path in (ROOT / inventory["source_path"]).rglob("*"):
+            if path.is_file() and path.suffix in ("", ".yml", ".yaml", ".json", ".ini"):
+                assert not path.read_text().startswith("$ANSIBLE_VAULT"), path
+
+
 def workflow_problems(workflow: dict, templates: list) -> list:
     problems = []
     by_name = {t["name"]: t for t in templates}
@@ -245,15 +253,66 @@ def test_a_broken_workflow_is_reported():
     assert "node validate: no node 'nowhere'" in problems and "validate has no failure path to status" in problems, problems
 
 
+# AWX's rules for a credential type (awx/main/fields.py: CredentialTypeInputField, CredentialTypeInjectorField)
+ENV_BLOCKLIST = {"VIRTUAL_ENV", "PATH", "PYTHONPATH", "JOB_ID", "INVENTORY_ID", "INVENTORY_SOURCE_ID", "INVENTORY_UPDATE_ID",
+                 "AD_HOC_COMMAND_ID", "REST_API_URL", "REST_API_TOKEN", "MAX_EVENT_RES", "CALLBACK_QUEUE", "CALLBACK_CONNECTION",
+                 "CACHE", "JOB_CALLBACK_DEBUG", "INVENTORY_HOSTVARS", "AWX_HOST", "PROJECT_REVISION", "SUPERVISOR_CONFIG_PATH"}  # fmt: skip
+NAME = r"^[a-zA-Z_]+[a-zA-Z0-9_]*$"
+
+
+def credential_type_problems(credential_type: dict) -> list:
+    import jinja2.sandbox
+
+    problems = []
+    fields = credential_type.get("inputs", {}).get("fields", [])
+    for field in fields:
+        if not re.match(NAME, field.get("id", "")) or field["id"] == "tower" or not isinstance(field.get("label"), str):
+            problems.append("input field %r: an id (a variable name, not 'tower') and a label" % field)
+        if field.get("type", "string") not in ("string", "boolean"):
+            problems.append("input field %s: type %r" % (field.get("id"), field.get("type")))
+    ids = [f.get("id") for f in fields]
+    problems += ["required %r is no input field" % r for r in credential_type["inputs"].get("required", []) if r not in ids]
+    injectors = credential_type.get("injectors", {})
+    problems += ["injector kind %r" % kind for kind in injectors if kind not in ("file", "env", "extra_vars")]
+    files = list(injectors.get("file", {}))
+    problems += ["file injector %r" % key for key in files if not re.match(r"^template(\.[a-zA-Z_]+[a-zA-Z0-9_]*)?$", key)]
+    for variable in injectors.get("env", {}):
+        if variable.startswith("ANSIBLE_") or variable in ENV_BLOCKLIST or not re.match(NAME, variable):
+            problems.append("env injector %s is not allowed in credentials" % variable)
+    filenames = type("Files", (), {f.split(".", 1)[1]: "FILE" for f in files if "." in f})()
+    namespace = dict({i: "EXAMPLE" for i in ids}, tower=type("Tower", (), {"filename": "FILE" if "template" in files else filenames})())
+    environment = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    for kind in ("file", "env", "extra_vars"):
+        for key, template in injectors.get(kind, {}).items():
+            if kind == "extra_vars" and not re.match(r"^[a-zA-Z_{}]+[a-zA-Z0-9_{}]*$", key):
+                problems.append("extra_vars injector %s is not a variable name" % key)
+            try:
+                environment.from_string(template).render(namespace)
+            except jinja2.exceptions.TemplateError as error:
+                problems.append("%s injector %s: %s" % (kind, key, error))
+    return problems
+
+
+def test_the_credential_type_is_one_awx_accepts():
+    assert credential_type_problems(CREDENTIAL_TYPE) == []
+
+
+def test_a_credential_type_awx_refuses_is_reported():
+    credential_type = copy.deepcopy(CREDENTIAL_TYPE)
+    credential_type["injectors"]["file"] = {"template.vault_password": "{{ vault_password }}"}
+    credential_type["injectors"]["env"] = {"ANSIBLE_VAULT_PASSWORD_FILE": "{{ tower.filename.vault_password }}"}
+    credential_type["inputs"]["required"].append("api_token")
+    assert credential_type_problems(credential_type) == [
+        "required 'api_token' is no input field",
+        "env injector ANSIBLE_VAULT_PASSWORD_FILE is not allowed in credentials",
+        "file injector template.vault_password: 'vault_password' is undefined",
+    ]
+
+
 def test_secrets_come_from_the_credential_never_from_a_survey():
     injected = CREDENTIAL_TYPE["injectors"]["extra_vars"]
-    assert sorted(injected) == ["smart_deploy_db_password", "smart_deploy_django_secret_key"]
-    fields = {f["id"]: f for f in CREDENTIAL_TYPE["inputs"]["fields"]}
-    assert all(f["secret"] for f in fields.values())
-    templates = list(injected.values()) + list(CREDENTIAL_TYPE["injectors"]["file"].values())
-    for template in templates:
-        assert re.fullmatch(r"\{\{ (\w+) \}\}", template).group(1) in fields, template
-    assert CREDENTIAL_TYPE["injectors"]["env"] == {"ANSIBLE_VAULT_PASSWORD_FILE": "{{ tower.filename.vault_password }}"}
+    assert injected == {"smart_deploy_db_password": "{{ db_password }}", "smart_deploy_django_secret_key": "{{ django_secret_key }}"}
+    assert all(f["secret"] for f in CREDENTIAL_TYPE["inputs"]["fields"])
     secret = {name for name, spec in role_options().items() if any(s.get("no_log") for _, s in spec)}
     assert set(injected) <= secret
     for name in SURVEY_FILES:
@@ -484,6 +543,9 @@ SECRETS_GIVEN = {
     "smart_deploy_awx_db_password": "db-secret",
     "smart_deploy_awx_django_secret_key": "django-secret",
     "smart_deploy_awx_vault_password": "vault-secret",
+    # what the playbook's first tasks find out (the credentials exist, or are made by this run)
+    "awx_configure_credential_exists": True,
+    "awx_configure_vault_credential_exists": True,
 }
 
 
@@ -514,9 +576,14 @@ def test_every_object_is_applied_by_an_awx_module(calls):
     surveys = {a["name"]: a.get("survey_spec") for m, a in calls if m == "job_template"}
     for template in TEMPLATES:
         assert surveys[template["name"]] == (survey(template["survey"]) if "survey" in template else None), template["name"]
-    (credential,) = [a for m, a in calls if m == "credential"]
-    assert credential["inputs"] == {"db_password": "db-secret", "django_secret_key": "django-secret", "vault_password": "vault-secret"}
-    assert all(a.get("credentials") == ["smart-deploy app secrets"] for m, a in calls if m == "job_template")
+    credentials = {a["name"]: a for m, a in calls if m == "credential"}
+    assert credentials["smart-deploy app secrets"]["inputs"] == {"db_password": "db-secret", "django_secret_key": "django-secret"}
+    assert credentials["smart-deploy app secrets"]["credential_type"] == CREDENTIAL_TYPE["name"]
+    assert (credentials["smart-deploy vault"]["credential_type"], credentials["smart-deploy vault"]["inputs"]) == (
+        "Vault",
+        {"vault_password": "vault-secret"},
+    )
+    assert all(a["credentials"] == ["smart-deploy app secrets", "smart-deploy vault"] for m, a in calls if m == "job_template")
     (source,) = [a for m, a in calls if m == "inventory_source"]
     assert (source["source"], source["source_path"]) == ("scm", "inventories/production")
 
@@ -530,7 +597,13 @@ def test_every_awx_module_call_is_valid_for_the_module(monkeypatch, calls):
 
 
 def test_without_secrets_the_job_templates_leave_the_credential_as_it_is(monkeypatch):
-    calls = module_calls({"smart_deploy_awx_scm_url": "https://git.example.com/ops/smart-deploy.git"})
+    calls = module_calls(
+        {
+            "smart_deploy_awx_scm_url": "https://git.example.com/ops/smart-deploy.git",
+            "awx_configure_credential_exists": False,
+            "awx_configure_vault_credential_exists": False,
+        }
+    )
     assert all("credentials" not in a for m, a in calls if m == "job_template")
     assert [p for module, arguments in calls if (p := call_problems(monkeypatch, module, arguments))] == []
 
