@@ -323,8 +323,19 @@ class Job:
 class AwxLauncher:
     """Launches job templates as AWX would, against one inventory, with one credential of the custom type."""
 
-    def __init__(self, workdir: Path, inventory: dict, credential: Credential, env: dict | None = None, project: Path = ROOT):
+    def __init__(
+        self,
+        workdir: Path,
+        inventory: dict,
+        credential: Credential,
+        vault_password: str | None = None,
+        env: dict | None = None,
+        project: Path = ROOT,
+    ):
+        """``credential``: one of the custom type (the app's secrets); ``vault_password``: that of a credential of
+        AWX's own Vault type on the template, if any."""
         self.workdir = workdir
+        self.vault_password = vault_password
         self.inventory = inventory
         self.credential = credential
         self.env = env or {}
@@ -357,6 +368,10 @@ class AwxLauncher:
         _write(private_data_dir / "env" / "cmdline", " ".join(shlex.quote(arg) for arg in args))
         _write(private_data_dir / "env" / "envvars", json.dumps(env, indent=2))
         _write(private_data_dir / "inventory" / "hosts", inventory_script(self.inventory), mode=0o700)
+        if self.vault_password:
+            # RunJob.get_password_prompts/build_passwords: the prompt and its answer (AWX hands them to the runner
+            # as its `passwords` parameter; the CLI reads them from env/passwords)
+            _write(private_data_dir / "env" / "passwords", json.dumps({r"Vault password:\s*?$": self.vault_password}))
         settings = {
             "job_timeout": int(template.get("timeout") or 0) or timeout,
             # AWX reads the output from the job events and sets this True; shown here so a failing test says why
@@ -381,8 +396,7 @@ class AwxLauncher:
             )
         return found
 
-    @staticmethod
-    def build_args(template: dict) -> list:
+    def build_args(self, template: dict) -> list:
         """RunJob.build_args for a template with no machine credential (the connection is the inventory's)."""
         args = ["--check"] if template.get("job_type") == "check" else []
         args += ["-u", "root"]
@@ -390,6 +404,8 @@ class AwxLauncher:
             args.append("--become")
         if template.get("diff_mode"):
             args.append("--diff")
+        if self.vault_password:  # a Vault credential: ansible-playbook asks, the runner answers (env/passwords)
+            args.append("--ask-vault-pass")
         if template.get("forks"):
             args.append("--forks=%d" % int(template["forks"]))
         if template.get("force_handlers"):

@@ -11,6 +11,8 @@ import secrets
 
 import pytest
 import yaml
+from ansible.constants import DEFAULT_VAULT_ID_MATCH
+from ansible.parsing.vault import VaultLib, VaultSecret
 
 from tests.conftest import ROOT
 from tests.integration.awx_launch import (
@@ -18,7 +20,6 @@ from tests.integration.awx_launch import (
     Credential,
     LaunchRefused,
     credential_type,
-    env_var_refusal,
     job_templates,
     launch_extra_vars,
     safe_dump,
@@ -45,8 +46,6 @@ def awx(module_deployment, tmp_path_factory):
     # the secrets come from the credential; whether the app's tests run, from the deploy survey
     for name in ("smart_deploy_db_password", "smart_deploy_django_secret_key", "smart_deploy_actor", "smart_deploy_app_tests"):
         settings.pop(name)
-    # the inventory names the secrets, never holds them (the shop's extra payment key is a test canary of
-    # Deployment's own; its value has no place in an AWX inventory, so it is left out)
     settings["smart_deploy_app_secret_env"] = dict(SHOP_SECRET_ENV)
     # the inventory as AWX imports it from the project (an inventory source of inventories/local): its hosts, the
     # shop's settings of group_vars/all/app.yml (the secrets' lookups are the credential's job), this deployment's own
@@ -57,14 +56,19 @@ def awx(module_deployment, tmp_path_factory):
             "vars": settings,
         },
     }
+    # the shop's payment key as an inline !vault value of the inventory, the way AWX imports one (`__ansible_vault`),
+    # opened with the password of AWX's own Vault credential on the template
     deployment.vault_password = "CanaryVault-%s" % secrets.token_hex(8)
-    credential = Credential(
-        credential_type(),
-        {"db_password": deployment.db_password, "django_secret_key": deployment.secret_key, "vault_password": deployment.vault_password},
-    )
+    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(deployment.vault_password.encode()))])
+    settings["smart_deploy_app_secret_env"]["SHOP_PAYMENT_KEY"] = {"__ansible_vault": vault.encrypt(deployment.app_secret).decode()}
+    credential = Credential(credential_type(), {"db_password": deployment.db_password, "django_secret_key": deployment.secret_key})
     # AWX_TASK_ENV stands in: where the JSON run logs go (Deployment.files_written searches them for secrets)
     launcher = AwxLauncher(
-        tmp_path_factory.mktemp("awx"), inventory, credential, env={"SMART_DEPLOY_LOG_DIR": str(deployment.workdir / "logs")}
+        tmp_path_factory.mktemp("awx"),
+        inventory,
+        credential,
+        vault_password=deployment.vault_password,
+        env={"SMART_DEPLOY_LOG_DIR": str(deployment.workdir / "logs")},
     )
     launcher.deployment = deployment
     return launcher
@@ -130,7 +134,8 @@ def test_the_job_files_are_the_ones_awx_writes(awx):
     assert not any(part in (".venv", ".secrets", "__pycache__") for path in (folder / "project").rglob("*") for part in path.parts)
     assert (folder / "inventory" / "hosts").stat().st_mode & 0o777 == 0o700
     cmdline = (folder / "env" / "cmdline").read_text()
-    assert cmdline.startswith("-u root -e @%s/env/tmp" % folder)
+    assert cmdline.startswith("-u root --ask-vault-pass -e @%s/env/tmp" % folder)
+    assert json.loads((folder / "env" / "passwords").read_text()) == {r"Vault password:\s*?$": awx.deployment.vault_password}
     secrets_file = cmdline.split("@", 1)[1]
     assert "!unsafe 'smart_deploy_db_password'" in open(secrets_file).read()
     envvars = json.loads((folder / "env" / "envvars").read_text())
@@ -139,19 +144,6 @@ def test_the_job_files_are_the_ones_awx_writes(awx):
     assert safe_dump({"smart_deploy_emergency": True, "x": "{{ y }}"}, safe_dict={"smart_deploy_emergency": True}) == (
         "smart_deploy_emergency: true\n!unsafe 'x': !unsafe '{{ y }}'\n"
     )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="awx/credential_type.yml injects ANSIBLE_VAULT_PASSWORD_FILE, which AWX refuses: the vault password belongs in AWX's own Vault "
-    "credential (kind vault) attached to the templates. Remove this mark when the definition changes (strict: it then fails).",
-)
-def test_the_credential_type_is_one_awx_accepts():
-    """AWX refuses to save a credential type whose env injector sets an ANSIBLE_* variable or one of its own
-    (awx/main/fields.py validate_env_var_allowed); one stored anyway is skipped at launch (the launches below
-    run without it, as they would in AWX)."""
-    refused = {name: env_var_refusal(name) for name in credential_type()["injectors"].get("env", {}) if env_var_refusal(name)}
-    assert not refused, refused
 
 
 # --- launched for real ------------------------------------------------------------------------------------------
@@ -164,6 +156,9 @@ def test_deploy_job(awx):
     assert "Run the app's tests" not in out, "the survey's 'no' (a string, !unsafe) reached the playbook as no"
     assert live_release(deployment) == deployment.release_1
     assert deployment.releases()["current"] == deployment.release_1
+    history = deployment.releases()
+    web = next(entry for entry in history["releases"] if entry["id"] == history["current"])["containers"]["backend"]
+    assert deployment.run_in(web, "printenv", "SHOP_PAYMENT_KEY").strip() == deployment.app_secret, "the vaulted value, opened"
 
 
 def test_a_second_deploy_job(awx):
@@ -180,6 +175,7 @@ def test_status_job_names_the_live_release(awx):
     out = successful(launch(awx, "status", status_history=5))
     assert "live release: %s" % deployment.release_2 in out
     assert "previous good release: %s" % deployment.release_1 in out
+    assert "%s  live" % deployment.release_2 in out and "by pytest" in out, "the AWX user who launched the deploys (awx_user_name)"
 
 
 def test_rollback_job_to_the_first_release_code_only(awx):
