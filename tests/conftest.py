@@ -60,6 +60,7 @@ LONGEST_FIRST = (
     "integration/test_validation.py",  # (about 570)
     "integration/test_daily_verbs.py",  # (about 490)
     "integration/test_notes.py",  # (about 450: three deploys, two validations of the notes sample)
+    "integration/test_awx_launch.py",  # (about 430: two deploys, a rollback and read-only jobs, through ansible-runner)
     "integration/test_malformed_inputs.py",  # (about 400)
     "integration/test_least_privilege.py",  # (about 350: an upgrade from the previous version, two deploys)
     "molecule/test_cleanup.py",  # (254)
