@@ -159,6 +159,24 @@ def markdown(record, min_seconds=0.5) -> str:
     return "```mermaid\n%s\n```" % chart if chart else ""
 
 
+DEPLOY_PLAYBOOKS = ("deploy.yml",)  # emergency deploys run deploy.yml too
+
+
+def last_deploys(records, apps, last) -> list:
+    """The newest ``last`` deploys of each app in ``apps`` among run log records, newest first (app by app, in
+    the order given): runs of deploy.yml whose summary names the app."""
+    chosen = []
+    for app in apps:
+        runs = [
+            r
+            for r in records
+            if isinstance(r, dict) and r.get("playbook") in DEPLOY_PLAYBOOKS and (r.get("summary") or {}).get("app") == app
+        ]
+        runs.sort(key=lambda r: str(r.get("started", "")), reverse=True)
+        chosen += runs[: max(0, int(last))]
+    return chosen
+
+
 def html_page(records, app, min_seconds=0.5) -> str:
     """A self-contained HTML page: one ``<pre class="mermaid">`` per run log record (newest first), drawn by the
     Mermaid script when it can be loaded; without it, the charts' text stays readable."""

@@ -3,8 +3,10 @@ feeds it), and the HTML page of the last deploys. Pure logic, no Ansible run."""
 
 import datetime
 import html
+import json
 import re
 
+import pytest
 from ansible.module_utils.smart_deploy.gantt import MERMAID_JS, gantt, html_page, label, markdown
 from ansible.module_utils.smart_deploy.timeline import Timeline
 
@@ -143,3 +145,63 @@ def test_the_html_page_has_one_chart_per_deploy_escaped_and_the_mermaid_script()
     charts = [html.unescape(chunk.split("</pre>")[0]).strip("\n") for chunk in page.split('<pre class="mermaid">')[1:]]
     assert charts == [gantt(second), gantt(first)]
     assert "No run logs" in html_page([], "shop") and '<pre class="mermaid">' not in html_page([], "shop")
+
+
+# --- deploy_picture: the last deploys of an app, from the run logs, into a page ----------------------------
+
+
+def write_log(folder, name, record):
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(json.dumps(record))
+
+
+def a_log(app, started, playbook="deploy.yml", outcome="live"):
+    timeline = Timeline()
+    run(timeline, "a", "build", "Build the images of this release", 0, 2)
+    return dict(record_of(timeline, summary={"app": app, "outcome": outcome}), started=started, playbook=playbook)
+
+
+def test_deploy_picture_draws_the_newest_deploys_of_the_app_into_a_private_page(run_module, tmp_path):
+    logs = tmp_path / "logs"
+    write_log(logs, "1-shop-deploy.yml.json", a_log("shop", "2026-11-29T10:00:00+00:00", outcome="the oldest"))
+    write_log(logs, "2-shop-deploy.yml.json", a_log("shop", "2026-11-29T11:00:00+00:00", outcome="the middle one"))
+    write_log(logs, "3-shop-deploy.yml.json", a_log("shop", "2026-11-29T12:00:00+00:00", outcome="the newest"))
+    write_log(logs, "4-shop-validate.yml.json", a_log("shop", "2026-11-29T13:00:00+00:00", playbook="validate.yml"))
+    write_log(logs, "5-blog-deploy.yml.json", a_log("blog", "2026-11-29T14:00:00+00:00"))
+    (logs / "6-broken.json").write_text("{not json")
+    page = tmp_path / "deploys.html"
+    args = {"dest": str(page), "apps": ["shop"], "last": 2, "log_dir": str(logs)}
+
+    planned = run_module("deploy_picture", args, check_mode=True)
+    assert planned["changed"] is True and not page.exists()
+    result = run_module("deploy_picture", args)
+    assert result["changed"] is True and result["deploys"] == ["3-shop-deploy.yml.json", "2-shop-deploy.yml.json"]
+    assert "6-broken.json" in json.dumps(result.get("warnings")), result
+    text = page.read_text()
+    assert page.stat().st_mode & 0o777 == 0o600
+    assert text.count('<pre class="mermaid">') == 2 and text.index("the newest") < text.index("the middle one")
+    assert "the oldest" not in text and "blog" not in text and "validate" not in text
+    assert run_module("deploy_picture", args)["changed"] is False, "the same logs, the same page"
+    page.chmod(0o644)
+    assert run_module("deploy_picture", args)["changed"] is True and page.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"last": 0}, "last (how many deploys to draw) must be 1 or more, got 0"),
+        ({"dest": "deploys.html"}, "dest must be an absolute path"),
+        ({"dest": "/no/such/folder/deploys.html"}, "the folder of /no/such/folder/deploys.html does not exist"),
+        ({"apps": []}, "apps must name at least one app"),
+    ],
+)
+def test_deploy_picture_refuses_bad_input_and_writes_nothing(run_module, tmp_path, args, message):
+    result = run_module("deploy_picture", dict({"dest": str(tmp_path / "d.html"), "apps": ["shop"], "log_dir": str(tmp_path)}, **args))
+    assert result["failed"] is True and message in result["msg"]
+    assert not (tmp_path / "d.html").exists()
+
+
+def test_no_run_logs_is_a_page_that_says_so(run_module, tmp_path):
+    result = run_module("deploy_picture", {"dest": str(tmp_path / "d.html"), "apps": ["shop"], "log_dir": str(tmp_path / "none")})
+    assert result["changed"] is True and result["deploys"] == []
+    assert "No run logs of deploys" in (tmp_path / "d.html").read_text()
