@@ -207,8 +207,8 @@ class CallbackModule(CallbackBase):
         lines += ["| %s | %s |" % (k, v.replace("|", "\\|")) for k, v in rows_of(summary)]
         picture = gantt.markdown(record)
         if picture:
-            lines += ["", "#### The %s as a picture" % (self.playbook or "run").rsplit(".", 1)[0],
-                      "", "Steps of 0.5 s or more, shorter ones in a row folded; failed steps in red.", "", picture]  # fmt: skip
+            lines += ["", "#### The run as a picture", "",
+                      "Tasks of 0.5 s or more, shorter ones in a row folded, failed ones in red.", "", picture]  # fmt: skip
         try:
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n\n")

@@ -257,6 +257,7 @@ def test_a_real_run_logs_every_step_with_its_role_and_no_result(tmp_path):
     # the step summary: the table, then the same steps as a Mermaid gantt; no row value in either, nor in the log
     summary = (tmp_path / "step-summary.md").read_text()
     assert "### SMART-DEPLOY play of timed" in summary and "| failure | Apply" in summary
+    assert summary.index("| outcome |") < summary.index("#### The run as a picture") < summary.index("```mermaid\n")
     chart = summary.split("```mermaid\n", 1)[1].split("\n```", 1)[0]
     assert chart.startswith("gantt\n") and "    dateFormat x\n" in chart and "    axisFormat %M:%S\n" in chart
     assert [line.split(" ", 6)[5] for line in chart.splitlines() if line.startswith("    section ")] == ["(playbook)", "timed"]
