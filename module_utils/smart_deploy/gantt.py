@@ -180,6 +180,7 @@ def last_deploys(records, apps, last) -> list:
 def html_page(records, app, min_seconds=0.5) -> str:
     """A self-contained HTML page: one ``<pre class="mermaid">`` per run log record (newest first), drawn by the
     Mermaid script when it can be loaded; without it, the charts' text stays readable."""
+    heading = "The last deploy of %s" % app if len(records) == 1 else "The last %d deploys of %s" % (len(records), app)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -189,7 +190,7 @@ def html_page(records, app, min_seconds=0.5) -> str:
         "<style>body{font-family:sans-serif;margin:2em}pre.mermaid{background:#f6f8fa;padding:1em;overflow-x:auto}</style>",
         "</head>",
         "<body>",
-        "<h1>%s</h1>" % html.escape("The last %d deploys of %s" % (len(records), app)),
+        "<h1>%s</h1>" % html.escape(heading),
         "<p>Each chart is a Mermaid gantt of a deploy's steps (bars of 0.5 s or more, shorter steps folded,"
         " failed steps in red). Drawing them needs the Mermaid script (%s); offline, the text below is the chart.</p>"
         % html.escape(MERMAID_JS),
