@@ -18,10 +18,11 @@ def assert_the_value_only_in_the_validation_report(deployment, column, value):
     last_summary = step_summary.rsplit("### SMART-DEPLOY ", 1)[1]
     assert hidden in last_summary and "SQLSTATE 23505" in last_summary, last_summary[:3000]
     assert hidden in run_log
-    # the abort is a red bar of the run's picture, in the migration checks' section
+    # the run as a picture: the rehearsal in its section, the abort (validate.yml's exit code) a red bar
     chart = last_summary.split("```mermaid\n", 1)[1].split("\n```", 1)[0]
-    section = chart.split("    section migration_validation ", 1)[1].split("    section ", 1)[0]
-    assert re.search(r"^    Stop before any change when the verdict is abort \(\d+\.\d s\) :crit, \d+, \d+$", section, re.M), chart
+    assert "\n    section migration_validation " in chart, chart
+    assert re.search(r"^    Rehearse the migrations on a copy of production \([^)]+\) :\d+, \d+$", chart, re.M), chart
+    assert re.search(r"^    Fail on abort \(exit code non-zero\), production untouched \([^)]+\) :crit, \d+, \d+$", chart, re.M), chart
 
     reports = sorted((deployment.state_dir / "validations").glob("*.json"), key=lambda p: p.stat().st_mtime)
     assert reports[-1].stat().st_mode & 0o777 == 0o600
