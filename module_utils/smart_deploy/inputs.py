@@ -107,7 +107,7 @@ GROUPS = {
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
     "rollback": ("release", "restore_db") + tuple(ROLE_NAMES["rollback"].values()),
-    "status": ("history",) + tuple(ROLE_NAMES["status"].values()),
+    "status": ("history", "status_html", "status_last") + tuple(ROLE_NAMES["status"].values()),
     "logs": ("lines", "component", "since", "smart_deploy_components") + tuple(ROLE_NAMES["logs"].values()),
 }  # fmt: skip
 
@@ -528,6 +528,13 @@ def status_problems(v: dict) -> List[str]:
         number = as_int(history)
         if number is None or number < 1:
             problems.append("%s (how many releases to show) must be a whole number >= 1, got %s" % (name, describe(history)))
+    html = v.get("status_html")
+    if html not in (None, "") and (not isinstance(html, str) or not html.startswith("/") or html.endswith("/") or "\x00" in html):
+        problems.append("status_html (the HTML file of the last deploys, on the controller) must be an absolute file path, got %r" % html)
+    if "status_last" in v:
+        number = as_int(v["status_last"])
+        if number is None or number < 1:
+            problems.append("status_last (how many deploys to draw) must be a whole number >= 1, got %s" % describe(v["status_last"]))
     return problems
 
 

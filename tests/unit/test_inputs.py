@@ -161,6 +161,17 @@ def test_secrets_are_named_never_shown():
         (rollback_problems, {"release": "../../etc/passwd"}, "release (the rollback target) must be a release id"),
         (status_problems, {"history": "-5"}, "history (how many releases to show) must be a whole number >= 1, got '-5'"),
         (status_problems, {"history": "ten"}, "history"),
+        (
+            status_problems,
+            {"status_html": "deploys.html"},
+            "status_html (the HTML file of the last deploys, on the controller) must be an absolute",
+        ),
+        (status_problems, {"status_html": "/tmp/"}, "status_html"),
+        (
+            status_problems,
+            {"status_html": "/tmp/d.html", "status_last": "0"},
+            "status_last (how many deploys to draw) must be a whole number >= 1",
+        ),
         (logs_problems, {"lines": "0"}, "lines must be a whole number >= 1"),
         (logs_problems, {"since": "yesterday"}, "since must be a duration"),
         (
@@ -178,6 +189,11 @@ def test_verb_options_are_checked(check, values, named):
 @pytest.mark.parametrize("good", [{"restore_db": "true"}, {"restore_db": "no"}, {"restore_db": False}, {"release": "3f2a1b9c0d1e"}])
 def test_good_rollback_options_pass(good):
     assert rollback_problems(good) == []
+
+
+@pytest.mark.parametrize("good", [{}, {"status_html": ""}, {"status_html": "/tmp/d.html", "status_last": "3"}, {"status_last": 5}])
+def test_good_status_options_pass(good):
+    assert status_problems(good) == []
 
 
 @pytest.mark.parametrize("since", ["10m", "1h30m", "45s", "2026-11-30", "2026-11-30T10:00:00Z", "1764496800"])
