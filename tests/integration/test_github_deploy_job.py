@@ -122,7 +122,7 @@ def test_the_step_summary_shows_the_deploy(deployed):
     assert "### SMART-DEPLOY deploy of %s" % deployed.name in summary
     assert "| release | %s |" % deployed.release in summary
     assert "| outcome | live |" in summary
-    assert "refused" not in summary
+    assert "### smart-deploy: refused" not in summary  # (a task name of the picture may hold the word)
 
 
 def test_the_run_log_the_artifact_step_uploads_exists(deployed):
