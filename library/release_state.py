@@ -17,6 +17,8 @@ description:
     C(live) and the release it replaced C(superseded); V(fail) marks it C(failed) with a reason.
   - V(rollback) records that an explicit rollback made O(release) serve again; the live entry becomes
     C(rolled-back), and a new C(live) entry of kind C(rollback) is appended. O(release) must have gone live before.
+  - The values of production rows that PostgreSQL's messages carry are replaced by C(…) in O(reason) and
+    O(fields) before they are stored (Key (name)=(…) is duplicated); counts, names and SQLSTATEs stay.
   - V(read) returns the history, the live release and the previous good one, and changes nothing.
 options:
   path:
@@ -119,6 +121,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.smart_deploy import releases
 from ansible.module_utils.smart_deploy.common import atomic_write_json, read_json, utc_now
+from ansible.module_utils.smart_deploy.redact import redact, redact_text
 
 
 def main():
@@ -136,8 +139,10 @@ def main():
         required_if=[("action", action, ["release"]) for action in ("start", "update", "finish", "fail", "rollback")],
         supports_check_mode=True,
     )
-    params = module.params
+    params = dict(module.params)
     path, action, release_id = params["path"], params["action"], params["release"]
+    # the history never holds the values of production rows (PostgreSQL's messages carry them: Key (name)=(…))
+    params["fields"], params["reason"] = redact(params["fields"]), redact_text(params["reason"])
     try:
         before = releases.normalise(read_json(path), params["app"])
     except (ValueError, releases.ReleaseStateError) as exc:

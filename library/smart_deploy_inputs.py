@@ -22,7 +22,9 @@ options:
     description:
       - Which checks to run. V(app) the application settings and the roles' numbers and switches;
         V(secrets) the database password and the Django secret key; V(rollback) C(release) and C(restore_db);
-        V(status) C(history); V(logs) C(lines), C(component) and C(since).
+        V(status) C(history); V(logs) C(lines), C(component) and C(since) - each also under its role variable
+        (C(rollback_release), C(rollback_restore_db), C(status_history), C(logs_lines), C(logs_component),
+        C(logs_since)), which AWX surveys and C(-e) set directly.
     type: list
     elements: str
     choices: [app, secrets, rollback, status, logs]

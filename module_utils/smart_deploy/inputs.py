@@ -86,6 +86,14 @@ RENAMED = {
 }
 BOOLEANS = ("smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled")
 
+# The short names ./deploy passes (-e release=ID) and the role variables they default to, which AWX surveys
+# and -e set directly (rollback_release, ...): both are checked, each under its own name.
+ROLE_NAMES = {
+    "rollback": {"release": "rollback_release", "restore_db": "rollback_restore_db"},
+    "status": {"history": "status_history"},
+    "logs": {"lines": "logs_lines", "component": "logs_component", "since": "logs_since"},
+}
+
 # The variables each group of checks reads.
 GROUPS = {
     "app": (
@@ -98,9 +106,9 @@ GROUPS = {
         "smart_deploy_accept",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
-    "rollback": ("release", "restore_db"),
-    "status": ("history",),
-    "logs": ("lines", "component", "since", "smart_deploy_components"),
+    "rollback": ("release", "restore_db") + tuple(ROLE_NAMES["rollback"].values()),
+    "status": ("history", "status_html", "status_last") + tuple(ROLE_NAMES["status"].values()),
+    "logs": ("lines", "component", "since", "smart_deploy_components") + tuple(ROLE_NAMES["logs"].values()),
 }  # fmt: skip
 
 
@@ -493,39 +501,59 @@ def secret_problems(v: dict) -> List[str]:
     return problems
 
 
+def _given(v: dict, group: str, short: str) -> List[tuple]:
+    """(name, value) of the short name and of its role variable, as far as they are set; the role variable is
+    left out when it holds the same value (its default is the short name's value: one problem, said once)."""
+    found = [(short, v[short])] if short in v else []
+    long_name = ROLE_NAMES[group][short]
+    if long_name in v and not (short in v and v[long_name] == v[short]):
+        found.append((long_name, v[long_name]))
+    return found
+
+
 def rollback_problems(v: dict) -> List[str]:
     problems = []
-    release = v.get("release", "")
-    if release not in ("", None) and (not isinstance(release, str) or not RELEASE_RE.match(release)):
-        problems.append("release (the rollback target) must be a release id (letters, digits, '.', '_', '-'), got %r" % (release,))
-    if "restore_db" in v and as_bool(v["restore_db"]) is None:
-        problems.append("restore_db must be true or false, got %s: nothing is restored on a guess" % describe(v["restore_db"]))
+    for name, release in _given(v, "rollback", "release"):
+        if release not in ("", None) and (not isinstance(release, str) or not RELEASE_RE.match(release)):
+            problems.append("%s (the rollback target) must be a release id (letters, digits, '.', '_', '-'), got %r" % (name, release))
+    for name, restore in _given(v, "rollback", "restore_db"):
+        if as_bool(restore) is None:
+            problems.append("%s must be true or false, got %s: nothing is restored on a guess" % (name, describe(restore)))
     return problems
 
 
 def status_problems(v: dict) -> List[str]:
-    if "history" in v:
-        number = as_int(v["history"])
+    problems = []
+    for name, history in _given(v, "status", "history"):
+        number = as_int(history)
         if number is None or number < 1:
-            return ["history (how many releases to show) must be a whole number >= 1, got %s" % describe(v["history"])]
-    return []
+            problems.append("%s (how many releases to show) must be a whole number >= 1, got %s" % (name, describe(history)))
+    html = v.get("status_html")
+    if html not in (None, "") and (not isinstance(html, str) or not html.startswith("/") or html.endswith("/") or "\x00" in html):
+        problems.append("status_html (the HTML file of the last deploys, on the controller) must be an absolute file path, got %r" % html)
+    if "status_last" in v:
+        number = as_int(v["status_last"])
+        if number is None or number < 1:
+            problems.append("status_last (how many deploys to draw) must be a whole number >= 1, got %s" % describe(v["status_last"]))
+    return problems
 
 
 def logs_problems(v: dict) -> List[str]:
     problems = []
-    if "lines" in v:
-        number = as_int(v["lines"])
+    for name, lines in _given(v, "logs", "lines"):
+        number = as_int(lines)
         if number is None or number < 1:
-            problems.append("lines must be a whole number >= 1, got %s" % describe(v["lines"]))
+            problems.append("%s must be a whole number >= 1, got %s" % (name, describe(lines)))
     components = v.get("smart_deploy_components")
     known = (
         sorted(list(components) + ["database", "proxy"]) if isinstance(components, dict) else ["backend", "database", "frontend", "proxy"]
     )
-    if v.get("component") not in (None, "") and v.get("component") not in known:
-        problems.append("component must be one of %s, got %r" % (", ".join(known), v.get("component")))
-    since = v.get("since")
-    if since not in (None, "") and (not isinstance(since, str) or not SINCE_RE.match(since)):
-        problems.append("since must be a duration (10m, 2h, 1h30m), a unix time or a date (2026-11-30T10:00:00Z), got %r" % (since,))
+    for name, component in _given(v, "logs", "component"):
+        if component not in (None, "") and component not in known:
+            problems.append("%s must be one of %s, got %r" % (name, ", ".join(known), component))
+    for name, since in _given(v, "logs", "since"):
+        if since not in (None, "") and (not isinstance(since, str) or not SINCE_RE.match(since)):
+            problems.append("%s must be a duration (10m, 2h, 1h30m), a unix time or a date (2026-11-30T10:00:00Z), got %r" % (name, since))
     return problems
 
 

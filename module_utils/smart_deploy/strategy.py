@@ -18,9 +18,15 @@ is proven, else ``normal``. An accepted code that did not occur is harmless (``a
 Missing migrations (model changes with no migration, what ``makemigrations --check`` reports) are
 classified by the driver with the SQL ``sqlmigrate`` would print for the migrations makemigrations
 would write: state-only ones (no SQL) are warnings, never aborts; SQL-changing ones abort naming the SQL.
+
+Reasons and warnings carry counts, table and column names, constraint names and SQLSTATEs, never the values of
+production rows: PostgreSQL's messages are redacted (``redact.py``: ``Key (name)=(…) is duplicated``). They go to
+the run's output, the step summary, the run log and releases.json; the values stay in the rehearsal report.
 """
 
 from __future__ import annotations
+
+from ansible.module_utils.smart_deploy.redact import redact, redact_text
 
 NORMAL, FAKE, ABORT = "normal", "fake", "abort"
 
@@ -119,7 +125,7 @@ def failure_reason(entry: dict) -> str:
     if error.get("sqlstate"):
         reason += " with SQLSTATE %s" % error["sqlstate"]
     if error.get("message"):
-        reason += ": %s" % error["message"]
+        reason += ": %s" % redact_text(error["message"])
     proof = entry.get("fake_proof")
     if proof and proof.get("differences"):
         reason += "; not faked, because %s" % "; ".join(proof["differences"])
@@ -205,6 +211,9 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
                 rehearsed.append(("pending-after-rehearsal", "migrations still pending on the copy after the rehearsal: %s"
                                   % ", ".join(post.get("pending_after") or ["?"])))  # fmt: skip
     reasons += rehearsed + missing_reasons
+    # every text that leaves the rehearsal report: no row values (the report keeps them, on the target)
+    reasons = [(code, redact_text(text)) for code, text in reasons]
+    warnings = redact(warnings)
     blocking = [] if emergency else [w for w in warnings if w.get("rule") in set(abort_on)]
     for warning in blocking:
         reasons.append(("abort-on-warning", "warning %s is set to abort: %s" % (warning["rule"], warning["message"])))

@@ -21,7 +21,11 @@ description:
     neither output nor arguments nor messages.
   - C(roles) holds the seconds spent in each role, the tasks outside any role under the key "(playbook)"; each
     task counts from its start to the end of its last host.
-  - When C(GITHUB_STEP_SUMMARY) is set (GitHub Actions), appends the summary there as Markdown.
+  - When C(GITHUB_STEP_SUMMARY) is set (GitHub Actions), appends the summary there as Markdown - the table,
+    then the deploy as a picture, a Mermaid gantt of C(steps) (C(module_utils/smart_deploy/gantt.py)).
+  - Neither the summary, the run log nor the step summary carries the values of production rows that
+    PostgreSQL's messages hold (Key (name)=(…) is duplicated, Failing row contains (…)); they are replaced by
+    C(…) (C(module_utils/smart_deploy/redact.py)), the values stay in the validation report on the target.
 requirements:
   - enable in ansible.cfg (callbacks_enabled = smart_deploy_summary)
 options:
@@ -41,13 +45,21 @@ from pathlib import Path
 
 from ansible.plugins.callback import CallbackBase
 
-# the start and end of every task (pure logic, unit-tested on its own): loaded by its path, like the rules
-# of the action plugins
-_spec = importlib.util.spec_from_file_location(
-    "smart_deploy_timeline", Path(__file__).resolve().parents[2] / "module_utils" / "smart_deploy" / "timeline.py"
-)
-timeline = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(timeline)
+
+def _load(name):
+    """module_utils/smart_deploy/<name>.py (pure logic, unit-tested on its own): loaded by its path, like the
+    rules of the action plugins."""
+    spec = importlib.util.spec_from_file_location(
+        "smart_deploy_%s" % name, Path(__file__).resolve().parents[2] / "module_utils" / "smart_deploy" / ("%s.py" % name)
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+timeline = _load("timeline")  # the start and end of every task
+gantt = _load("gantt")  # the deploy as a picture
+redact = _load("redact")  # no row values in what is recorded
 
 ORDER = ("app", "host", "release", "live_before", "previous", "kind", "outcome", "failure")
 STEP_ORDER = ("changes", "build", "tests", "validation", "backup", "migrations", "switch", "health")
@@ -153,6 +165,8 @@ class CallbackModule(CallbackBase):
         summary = (stats.custom.get("_run") or {}).get("smart_deploy")
         if not summary:
             return
+        # the roles publish no row values; this holds for whatever a hook or a future role publishes too
+        summary = redact.redact(summary)
         seconds = self.clock() - self.started
         verb = (self.playbook or "run").rsplit(".", 1)[0]
         title = "SMART-DEPLOY %s of %s, %.1f s" % (verb, summary.get("app", "?"), seconds)
@@ -169,7 +183,7 @@ class CallbackModule(CallbackBase):
             roles=self.timeline.roles(),
         )
         self._write_log(record)
-        self._write_github_summary(title, summary)
+        self._write_github_summary(title, summary, record)
 
     def _write_log(self, record):
         log_dir = self.get_option("log_dir")
@@ -185,12 +199,16 @@ class CallbackModule(CallbackBase):
         except OSError as exc:
             self._display.warning("smart_deploy_summary: could not write the run log: %s" % exc)
 
-    def _write_github_summary(self, title, summary):
+    def _write_github_summary(self, title, summary, record):
         path = os.environ.get("GITHUB_STEP_SUMMARY")
         if not path:
             return
         lines = ["### %s" % title, "", "| | |", "|---|---|"]
         lines += ["| %s | %s |" % (k, v.replace("|", "\\|")) for k, v in rows_of(summary)]
+        picture = gantt.markdown(record)
+        if picture:
+            lines += ["", "#### The run as a picture", "",
+                      "Tasks of 0.5 s or more, shorter ones in a row folded, failed ones in red.", "", picture]  # fmt: skip
         try:
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n\n")

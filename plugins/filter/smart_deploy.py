@@ -1,11 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: smart-deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Jinja filters of smart-deploy: URL parts quoted whole, and secrets masked out of what gets recorded."""
+"""Jinja filters of smart-deploy: URL parts quoted whole, and secrets and row values kept out of what gets recorded."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from urllib.parse import quote
+
+# PostgreSQL's row values out of messages (pure logic, unit-tested on its own): loaded by its path, like the
+# rules of the action plugins
+_spec = importlib.util.spec_from_file_location(
+    "smart_deploy_redact", Path(__file__).resolve().parents[2] / "module_utils" / "smart_deploy" / "redact.py"
+)
+_redact = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_redact)
 
 MASK = "********"
 
@@ -55,6 +65,17 @@ def smart_deploy_mask(value, secrets):
     return _mask(value, _secret_strings(secrets))
 
 
+def smart_deploy_redact(value):
+    """``value`` (text, or a structure of them) with the values of production rows that PostgreSQL's messages
+    carry replaced by … (``Key (name)=(…) is duplicated``, ``Failing row contains (…)``); counts, table,
+    column and constraint names and SQLSTATEs stay."""
+    return _redact.redact(value)
+
+
 class FilterModule:
     def filters(self):
-        return {"smart_deploy_urlquote": smart_deploy_urlquote, "smart_deploy_mask": smart_deploy_mask}
+        return {
+            "smart_deploy_urlquote": smart_deploy_urlquote,
+            "smart_deploy_mask": smart_deploy_mask,
+            "smart_deploy_redact": smart_deploy_redact,
+        }

@@ -73,6 +73,26 @@ def test_the_same_release_accepted_deploys_and_the_history_says_who_accepted_wha
     assert "| ACCEPTED" in result.stdout and "accept unused" in result.stdout
     status, health = shop.get_json("/api/health/")
     assert status == 200 and health["release"] == attempt["id"]
-    shown = shop.playbook("status")
+    # status shows the history, and draws the last deploys into a page on the controller (./deploy status --html)
+    page = shop.workdir / "deploys.html"
+    shown = shop.playbook("status", "-e", "status_html=%s" % page, "-e", "status_last=3")
     assert_ok(shown)
     assert "accepted missing-migration-sql by alice: cart.0002_cartitem_gift_wrap: models have changes" in text(shown)
+    assert_the_last_deploys_drawn(shop, page, shown, newest=attempt["id"])
+
+
+def assert_the_last_deploys_drawn(shop, page, shown, newest):
+    """The page of the last 3 of the 4 deploys of this module (release 1, the dropped ordering, the abort, the
+    accepted one): one Mermaid gantt each, newest first, the abort's refusal a red bar; the first deploy left out."""
+    assert "3 deploys drawn in %s" % page in shown.stdout
+    assert page.stat().st_mode & 0o777 == 0o600
+    html = page.read_text()
+    charts = [chunk.split("</pre>")[0] for chunk in html.split('<pre class="mermaid">')[1:]]
+    assert len(charts) == 3 and '<script type="module">' in html
+    titles = [chart.split("\n    title ", 1)[1].split("\n", 1)[0] for chart in charts]
+    assert titles[0].startswith("deploy of %s %s on " % (shop.name, newest)) and titles[0].endswith(", live"), titles
+    assert titles[1].endswith(", failed before changing anything"), titles
+    assert "Stop before any change when the verdict is abort" in charts[1] and ":crit, " in charts[1]
+    assert ":crit, " not in charts[0] and "    section migrate " in charts[0] and "    section release " in charts[0]
+    first = shop.releases()["releases"][0]["id"]
+    assert first not in html, "only the last 3 deploys"

@@ -13,6 +13,7 @@ import pytest
 from tests.integration import notes_releases as releases
 from tests.integration.conftest import assert_failed, assert_ok
 from tests.integration.notes import Notes
+from tests.integration.row_values import assert_the_value_only_in_the_validation_report
 
 
 @pytest.fixture(scope="module")
@@ -108,4 +109,5 @@ def test_a_unique_constraint_over_duplicate_rows_aborts_with_the_evidence(notes)
     notes.commit("titles are unique")
     report = validate_and_expect_abort(notes, "SQLSTATE 23505")
     assert "notes_note.title has 1 duplicated values over 2 rows" in report["verdict"]["reasons"][0]
+    assert_the_value_only_in_the_validation_report(notes, "title", "first")
     notes.reset_to(notes.base)

@@ -11,6 +11,7 @@ from datetime import datetime
 from tests.integration import shop_releases as releases
 from tests.integration.conftest import assert_failed, assert_ok
 from tests.integration.load import Load
+from tests.integration.row_values import assert_the_value_only_in_the_validation_report
 
 
 def last_report(shop):
@@ -149,6 +150,8 @@ def test_unique_constraint_over_duplicate_rows_aborts_with_the_evidence(shop):
     # small tables are copied whole by default; with that off, only what the migration touches has rows
     verdict = validate_and_expect_abort(shop, "SQLSTATE 23505", "-e", "migration_validation_small_table_bytes=0")
     assert "catalog_product.name has 1 duplicated values over 2 rows" in verdict["reasons"][0]
+    # the duplicated name: in the validation report on the target only, not in the summary, run log or history
+    assert_the_value_only_in_the_validation_report(shop, "name", "Green tea, 100 g")
     report = last_report(shop)["report"]
     assert report["copy"]["mode"] == "partial"
     assert "catalog_product" in report["copy"]["tables_with_data"]

@@ -37,6 +37,7 @@ def test_help_lists_every_verb_and_what_exists(tmp_path):
         (["setup", "--fast"], "setup takes no options"),
         (["rollback", "../etc"], "'../etc' is not a release id"),
         (["rollback", "--frobnicate"], "unknown option '--frobnicate'"),
+        (["rollback", "3f2a1b9c0d1e", "a1b2c3d4e5f6"], "give one release"),
         (["dev", "sideways"], "dev takes up, down or status"),
         (["emergency", "--yolo"], "unknown option '--yolo'"),
         (["deploy", "--tags", "build"], "--tags: smart-deploy's playbooks are not tagged"),
@@ -67,7 +68,7 @@ def test_every_seed_verb_exists(tmp_path):
 # --- the lock verb ------------------------------------------------------------------------------------
 
 
-def deploy_in_a_stand_in_root(*args, tmp_path):
+def deploy_in_a_stand_in_root(*args, tmp_path, cwd=None):
     """Run a copy of ./deploy whose set-up does nothing and whose ansible-playbook prints its arguments:
     what the verb hands to the playbook, with no Docker and no venv."""
     root = tmp_path / "root"
@@ -81,7 +82,7 @@ def deploy_in_a_stand_in_root(*args, tmp_path):
     (venv_bin / "ansible-playbook").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
     (venv_bin / "ansible-playbook").chmod(0o755)
     env = dict(os.environ, SMART_DEPLOY_VENV=str(tmp_path / "venv"))
-    return subprocess.run([str(root / "deploy"), *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([str(root / "deploy"), *args], capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
 
 
 @pytest.mark.parametrize(
@@ -145,3 +146,48 @@ def test_a_playbook_run_with_tags_stops_before_anything_saying_the_playbooks_are
     # run goes past that check (whatever it then finds)
     assert "playbooks are not tagged: every step" not in status().stdout
     assert "playbooks are not tagged: every step" not in status("--skip-tags", "notest").stdout
+
+
+# --- status --html: the last deploys as a picture ------------------------------------------------------
+
+
+def test_status_hands_the_html_file_and_how_many_deploys_to_the_playbook(tmp_path):
+    page = tmp_path / "deploys.html"
+    result = deploy_in_a_stand_in_root("status", "-i", "inventories/production", "--html", str(page), "--last", "3", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "playbooks/status.yml", "-e", "status_html=%s" % page, "-e", "status_last=3", "-i", "inventories/production",
+    ]  # fmt: skip
+    # a relative path is where the user is, not the repository the playbook runs from
+    (tmp_path / "here").mkdir()
+    result = deploy_in_a_stand_in_root("status", "--html", "out.html", tmp_path=tmp_path / "2", cwd=tmp_path / "here")
+    assert result.stdout.splitlines() == ["playbooks/status.yml", "-e", "status_html=%s" % (tmp_path / "here" / "out.html")]
+    # without --html, status is what it was
+    assert deploy_in_a_stand_in_root("status", "-e", "history=3", tmp_path=tmp_path / "3").stdout.splitlines() == [
+        "playbooks/status.yml", "-e", "history=3",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["status", "--html"], "--html needs the HTML file to write"),
+        (["status", "--html", "--last", "3"], "--html needs the HTML file to write"),
+        (["status", "--html", "/", "--last", "3"], "--html needs a file, '/' is a folder"),
+        (["status", "--html", "/no/such/folder/deploys.html"], "--html: the folder of '/no/such/folder/deploys.html' does not exist"),
+        (["status", "--html", "/tmp/d.html", "--last", "0"], "--last needs a number of deploys (1 or more), got '0'"),
+        (["status", "--html", "/tmp/d.html", "--last"], "--last needs a number"),
+        (["status", "--last", "3"], "--last goes with --html FILE"),
+        (["status", "--htm", "/tmp/d.html"], "unknown option '--htm'"),
+    ],
+)
+def test_status_refuses_a_bad_html_file_or_count_before_anything_runs(tmp_path, args, message):
+    result = deploy(*args, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "--help" in result.stderr
+    assert not (tmp_path / "venv-must-not-appear").exists()
+
+
+def test_help_tells_how_to_draw_the_last_deploys(tmp_path):
+    result = deploy("--help", tmp_path=tmp_path)
+    assert "--html FILE" in result.stdout and "--last N" in result.stdout and "status --html" in result.stdout

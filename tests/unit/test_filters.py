@@ -1,4 +1,4 @@
-"""Jinja filters: URL parts quoted whole, secrets masked."""
+"""Jinja filters: URL parts quoted whole, secrets masked, row values hidden."""
 
 import importlib.util
 from urllib.parse import unquote, urlsplit
@@ -38,3 +38,12 @@ def test_mask_hides_every_secret_in_text_and_structures():
 
 def test_mask_leaves_text_alone_without_secrets_and_ignores_tiny_ones():
     assert filters.smart_deploy_mask("nothing secret", ["", None, "ab", True]) == "nothing secret"
+
+
+def test_redact_hides_row_values_of_a_failure_and_is_a_filter_of_the_module():
+    """reason.yml: a failed task's message and stderr, secrets masked, then row values hidden."""
+    failure = "Apply the migrations: IntegrityError (DETAIL:  Key (sku)=(TEA-001) already exists.)"
+    assert filters.smart_deploy_redact(filters.smart_deploy_mask(failure, "s3cret-pw")) == (
+        "Apply the migrations: IntegrityError (DETAIL:  Key (sku)=(\u2026) already exists.)"
+    )
+    assert filters.FilterModule().filters()["smart_deploy_redact"] is filters.smart_deploy_redact

@@ -161,6 +161,17 @@ def test_secrets_are_named_never_shown():
         (rollback_problems, {"release": "../../etc/passwd"}, "release (the rollback target) must be a release id"),
         (status_problems, {"history": "-5"}, "history (how many releases to show) must be a whole number >= 1, got '-5'"),
         (status_problems, {"history": "ten"}, "history"),
+        (
+            status_problems,
+            {"status_html": "deploys.html"},
+            "status_html (the HTML file of the last deploys, on the controller) must be an absolute",
+        ),
+        (status_problems, {"status_html": "/tmp/"}, "status_html"),
+        (
+            status_problems,
+            {"status_html": "/tmp/d.html", "status_last": "0"},
+            "status_last (how many deploys to draw) must be a whole number >= 1",
+        ),
         (logs_problems, {"lines": "0"}, "lines must be a whole number >= 1"),
         (logs_problems, {"since": "yesterday"}, "since must be a duration"),
         (
@@ -180,6 +191,11 @@ def test_good_rollback_options_pass(good):
     assert rollback_problems(good) == []
 
 
+@pytest.mark.parametrize("good", [{}, {"status_html": ""}, {"status_html": "/tmp/d.html", "status_last": "3"}, {"status_last": 5}])
+def test_good_status_options_pass(good):
+    assert status_problems(good) == []
+
+
 @pytest.mark.parametrize("since", ["10m", "1h30m", "45s", "2026-11-30", "2026-11-30T10:00:00Z", "1764496800"])
 def test_since_accepts_what_docker_logs_accepts(since):
     assert logs_problems({"since": since}) == []
@@ -190,6 +206,31 @@ def test_since_accepts_what_docker_logs_accepts(since):
 )
 def test_state_folders_of_their_own_are_fine(path):
     assert state_dir_problem(path) is None
+
+
+@pytest.mark.parametrize(
+    "check, values, named",
+    [
+        (rollback_problems, {"rollback_release": "../x"}, "rollback_release (the rollback target) must be a release id"),
+        (rollback_problems, {"rollback_restore_db": "maybe"}, "rollback_restore_db must be true or false"),
+        (status_problems, {"status_history": 0}, "status_history (how many releases to show) must be a whole number >= 1"),
+        (logs_problems, {"logs_lines": -1}, "logs_lines must be a whole number >= 1"),
+        (logs_problems, {"logs_component": "db"}, "logs_component must be one of"),
+        (logs_problems, {"logs_since": "yesterday"}, "logs_since must be a duration"),
+    ],
+)
+def test_role_variables_set_directly_are_checked_under_their_own_name(check, values, named):
+    # what an AWX survey sends (rollback_release, logs_lines, ...) is checked like ./deploy's short names
+    problems = check(values)
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_a_role_variable_defaulted_from_the_short_name_is_reported_once():
+    # the role default rollback_release: "{{ release }}" templates to the same bad value: one problem, not two
+    assert rollback_problems({"release": "../x", "rollback_release": "../x"}) == [
+        "release (the rollback target) must be a release id (letters, digits, '.', '_', '-'), got '../x'"
+    ]
+    assert len(rollback_problems({"release": "ok", "rollback_release": "../x"})) == 1
 
 
 def test_problems_of_runs_the_groups_asked_for():

@@ -7,6 +7,7 @@ import datetime
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -127,9 +128,9 @@ def test_the_default_clock_is_wall_time_that_never_goes_back():
 # --- the callback in a real run ----------------------------------------------------------------------
 
 SECRET = "CanaryTimeline-7f3a9c"
+ROW_VALUE = "Canary Row Value 42"  # a production row's value, in a PostgreSQL message a role published
 
-PLAYBOOK = (
-    """
+PLAYBOOK = """
 - name: Timed
   hosts: all
   gather_facts: false
@@ -168,9 +169,8 @@ PLAYBOOK = (
         data:
           smart_deploy:
             app: timed
-"""
-    % SECRET
-)
+            failure: "Apply: IntegrityError: could not create unique index DETAIL:  Key (name)=(%s) is duplicated."
+""" % (SECRET, ROW_VALUE)
 
 ROLE_TASKS = """
 - name: Sleep a little
@@ -205,7 +205,7 @@ def test_a_real_run_logs_every_step_with_its_role_and_no_result(tmp_path):
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_DEPRECATION_WARNINGS="0",
     )
-    env.pop("GITHUB_STEP_SUMMARY", None)
+    env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "step-summary.md")
     result = subprocess.run(
         [
             str(ROOT / ".venv" / "bin" / "ansible-playbook"),
@@ -253,3 +253,15 @@ def test_a_real_run_logs_every_step_with_its_role_and_no_result(tmp_path):
     assert record["steps"][1]["seconds"] >= 0.3
     assert set(record["roles"]) == {"timed", "(playbook)"} and record["roles"]["timed"] >= 0.3
     assert sum(record["roles"].values()) <= record["seconds"] + 0.1
+
+    # the step summary: the table, then the same steps as a Mermaid gantt; no row value in either, nor in the log
+    summary = (tmp_path / "step-summary.md").read_text()
+    assert "### SMART-DEPLOY play of timed" in summary and "| failure | Apply" in summary
+    assert summary.index("| outcome |") < summary.index("#### The run as a picture") < summary.index("```mermaid\n")
+    chart = summary.split("```mermaid\n", 1)[1].split("\n```", 1)[0]
+    assert chart.startswith("gantt\n") and "    dateFormat x\n" in chart and "    axisFormat %M:%S\n" in chart
+    assert [line.split(" ", 6)[5] for line in chart.splitlines() if line.startswith("    section ")] == ["(playbook)", "timed"]
+    assert re.search(r"^    Fails \(\d\.\d s\) :crit, \d+, \d+$", chart, re.M), "the failed task is a bar of its own, in red"
+    assert SECRET not in summary
+    assert ROW_VALUE not in summary and ROW_VALUE not in text
+    assert "Key (name)=(\u2026) is duplicated" in summary and "Key (name)=(\u2026) is duplicated" in record["summary"]["failure"]
