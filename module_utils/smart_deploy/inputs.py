@@ -97,7 +97,7 @@ ROLE_NAMES = {
 # The variables each group of checks reads.
 GROUPS = {
     "app": (
-        "smart_deploy_app_name", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
+        "smart_deploy_app_name", "smart_deploy_scope", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
         "smart_deploy_django_component",
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
@@ -383,6 +383,11 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     if not isinstance(name, str) or not APP_NAME_RE.match(name):
         problems.append(
             "smart_deploy_app_name must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit, got %r" % name
+        )
+    scope = v.get("smart_deploy_scope", name)
+    if scope != name and (not isinstance(scope, str) or not APP_NAME_RE.match(scope)):
+        problems.append(
+            "smart_deploy_scope must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit, got %r" % scope
         )
     source = v.get("smart_deploy_app_source")
     if not isinstance(source, str) or not source:
