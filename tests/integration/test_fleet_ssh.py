@@ -34,11 +34,17 @@ def test_every_host_answers_over_ssh_with_its_host_key_checked(fleet, strategy):
 
 
 def test_the_project_strategy_runs_modules_through_mitogen(fleet):
-    """ansible.cfg's smart_deploy strategy: the module's parent is Mitogen's interpreter, logged in as deploy."""
+    """ansible.cfg's smart_deploy strategy: the module's parent is Mitogen's interpreter, logged in as deploy; become
+    goes through sudo without a password."""
     result = fleet.ansible("app1", "ansible.builtin.shell", "id -un; ps -o args= -p $PPID")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "deploy\n" in result.stdout
     assert "/usr/bin/python3(mitogen:" in result.stdout
+    # become (sudo, no password) for what needs root on a host: the lb host's HAProxy, the db host's postgres user
+    became = fleet.ansible("lb1:db1", "ansible.builtin.command", "id -un", "--become")
+    assert became.returncode == 0, became.stdout + became.stderr
+    assert recap_hosts(became.stdout, "CHANGED") == {"lb1", "db1"}
+    assert became.stdout.count("\nroot") == 2
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
