@@ -17,7 +17,7 @@ description:
     in order in C(fake). V(normal) otherwise, including when nothing is pending.
   - Lists the operations the old release cannot live with while old and new code serve side by side
     (C(breaking), see C(module_utils/smart_deploy/compat.py)) and decides what a rolling deploy does with them
-    (C(breaking_gate)); it never fails on them: the role stops the deploy when C(breaking_gate.refused).
+    (C(breaking_gate)); it never fails on them, the role stops the deploy when C(breaking_gate.refused).
   - Never changes anything; it runs on the controller.
 options:
   report:
@@ -51,9 +51,9 @@ options:
     default: []
   rolling:
     description:
-      - The deploy rolls over several app hosts after migrating once: old and new code serve side by side until the last
+      - The deploy rolls over several app hosts after migrating once, so old and new code serve side by side until the last
         host is switched. With breaking operations and O(allow_breaking=false), C(breaking_gate.refused) is V(true).
-      - V(false) (one host): breaking operations are only reported.
+      - V(false) (one host) only reports breaking operations.
     type: bool
     default: false
   allow_breaking:
