@@ -84,7 +84,10 @@ RENAMED = {
     "release_health_delay": "release_health_interval (seconds between two looks, default 0.5)",
     "release_drain_seconds": "proxy_drain_timeout (the old containers stop as soon as the proxy says their requests finished)",
 }
-BOOLEANS = ("smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled")
+BOOLEANS = (
+    "smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled",
+    "smart_deploy_allow_breaking", "smart_deploy_rolling",
+)  # fmt: skip
 
 # The short names ./deploy passes (-e release=ID) and the role variables they default to, which AWX surveys
 # and -e set directly (rollback_release, ...): both are checked, each under its own name.
