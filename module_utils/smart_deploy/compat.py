@@ -35,6 +35,7 @@ on: keep the migrated database (the old code lives with it) or put the database 
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 WHY = {
     "drop-table": "drops table %(table)s, which the old release still reads and writes",
@@ -105,10 +106,26 @@ def fact_findings(migration, fact) -> list:
     return found
 
 
-def breaking_operations(pending) -> tuple:
+def existing_tables(production) -> Optional[set]:
+    """The tables production had before the deploy (the rehearsal report's ``production``), their names as Django
+    writes them (no quotes, no ``public.``); an empty set when there is no production yet (a first deploy: no old
+    code runs); None when the report does not say (then every finding counts)."""
+    if not isinstance(production, dict):
+        return None
+    if production.get("exists") is False:
+        return set()
+    tables = production.get("tables")
+    if not isinstance(tables, (list, dict)):
+        return None
+    return {unquote(str(name).split(".", 1)[1] if str(name).startswith("public.") else str(name)) for name in tables}
+
+
+def breaking_operations(pending, existing: Optional[set] = None) -> tuple:
     """(breaking, unchecked) from the analysis's pending migrations (``report["pending"]``): each operation's
     ``schema`` facts classified in plan order; ``unchecked`` names the operations whose facts could not be
-    read (``schema_error``), which therefore cannot be called compatible."""
+    read (``schema_error``), which therefore cannot be called compatible. With ``existing`` (the tables production
+    has before the deploy), only what touches one of them counts: a table the same deploy creates serves no old
+    code (a first deploy, a new app's migrations)."""
     breaking, unchecked = [], []
     for migration in pending or []:
         if not isinstance(migration, dict):
@@ -121,6 +138,8 @@ def breaking_operations(pending) -> tuple:
                 unchecked.append({"migration": key, "operation": operation.get("describe", "?"), "error": operation["schema_error"]})
             for fact in operation.get("schema") or []:
                 breaking += fact_findings(key, fact)
+    if existing is not None:
+        breaking = [item for item in breaking if item.get("table") in existing]
     return breaking, unchecked
 
 

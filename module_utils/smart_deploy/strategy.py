@@ -30,7 +30,7 @@ the run's output, the step summary, the run log and releases.json; the values st
 
 from __future__ import annotations
 
-from ansible.module_utils.smart_deploy.compat import breaking_operations
+from ansible.module_utils.smart_deploy.compat import breaking_operations, existing_tables
 from ansible.module_utils.smart_deploy.redact import redact, redact_text
 
 NORMAL, FAKE, ABORT = "normal", "fake", "abort"
@@ -236,7 +236,7 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
     result["accepted_unused"] = sorted(accept - {item["code"] for item in accepted})
     # what the old release cannot live with (compat.py): refused by the rolling gate, and what a failed roll
     # decides on (backward compatible: the migrated database can stay under the old code)
-    breaking, unchecked = breaking_operations(report.get("pending"))
+    breaking, unchecked = breaking_operations(report.get("pending"), existing_tables(report.get("production")))
     result["breaking"] = breaking
     result["breaking_unchecked"] = unchecked
     result["backward_compatible"] = not breaking and not unchecked

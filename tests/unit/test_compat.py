@@ -7,7 +7,7 @@ import json
 
 import pytest
 from ansible.module_utils.smart_deploy import django_driver as driver
-from ansible.module_utils.smart_deploy.compat import breaking_operations, fact_findings, gate, split_sql, sql_findings
+from ansible.module_utils.smart_deploy.compat import breaking_operations, existing_tables, fact_findings, gate, split_sql, sql_findings
 from ansible.module_utils.smart_deploy.strategy import NORMAL, decide
 
 from tests.unit.test_driver_database_override import DRIVER, django_python, run
@@ -98,6 +98,24 @@ def test_breaking_operations_walk_the_pending_migrations_in_order_and_say_what_c
     ]
     assert unchecked == [{"migration": "cart.0003_drop", "operation": "Odd operation", "error": "KeyError: 'x'"}]
     assert breaking_operations([{"migration": "a.1", "operations": [{"describe": "Create model X", "schema": []}]}]) == ([], [])
+
+
+def test_only_the_tables_production_has_before_the_deploy_count():
+    pending = [
+        {"migration": "contenttypes.0002_remove_content_type_name", "operations": [{"describe": "Remove field name", "schema": [
+            {"type": "RemoveField", "table": "django_content_type", "column": "name"}]}]},
+        {"migration": "cart.0003_drop", "operations": [
+            {"describe": "Remove field note", "schema": [{"type": "RemoveField", "table": "cart_item", "column": "note"}]}]},
+    ]  # fmt: skip
+    # a first deploy: no production, no old code - nothing is breaking (Django's own contenttypes.0002 drops a column)
+    assert breaking_operations(pending, existing_tables({"exists": False, "tables": []})) == ([], [])
+    # production has cart_item (its name as PostgreSQL prints it) but not django_content_type: only cart_item counts
+    existing = existing_tables({"exists": True, "tables": ["public.cart_item", "shop_product"]})
+    assert existing == {"cart_item", "shop_product"}
+    assert [b["table"] for b in breaking_operations(pending, existing)[0]] == ["cart_item"]
+    # a report that does not say which tables exist: everything counts
+    assert existing_tables({"exists": True}) is None
+    assert len(breaking_operations(pending, existing_tables({"exists": True}))[0]) == 2
 
 
 # --- raw SQL (RunSQL) -------------------------------------------------------------------------------------------
