@@ -59,6 +59,16 @@ class FleetDeployment(Deployment):
         path = self.host_state_dir(host) / "releases.json"
         return json.loads(path.read_text()) if path.is_file() else {"releases": []}
 
+    def files_written(self) -> list:
+        """Every host's release history, validation reports and backup metadata, and the runs' logs."""
+        found = super().files_written()
+        for host in self.hosts:
+            folder = self.host_state_dir(host)
+            found += [folder / "releases.json"] if (folder / "releases.json").is_file() else []
+            for sub in ("validations", "backups"):
+                found += sorted((folder / sub).glob("*.json")) if (folder / sub).is_dir() else []
+        return found
+
     def live(self, host: str) -> str:
         """The release id live on ``host`` by its own history ('' when none)."""
         live = [r for r in self.host_releases(host)["releases"] if r.get("status") == "live"]
@@ -96,6 +106,7 @@ class FleetDeployment(Deployment):
         folder = "/home/deploy/%s-lb" % self.name
         result = self.fleet.ssh("lb1", "python3 %s/smart-deploy-lb %s/admin.sock state" % (folder, folder))
         return json.loads(result.stdout)
+
 
 def fleet_deployment(workdir: Path, app_hosts: int = 3):
     """A context manager: a FleetDeployment attached to a started fleet of ``app_hosts`` app hosts, both removed
