@@ -71,6 +71,7 @@ def test_a_migration_rolls_host_by_host_with_not_one_failed_request_through_the_
     with Load("http://%s:8080" % fleet_shop.fleet.lb_address, rate=30) as load:
         result = fleet_shop.deploy()
     assert_ok(result)
+    print("roll of 3 hosts with a migration, through the load balancer:", load.result.describe())  # README figures (pytest -rP)
     assert load.result.failed == 0 and load.result.total > 100, load.result.describe()
     assert [fleet_shop.live(h) for h in fleet_shop.hosts] == [release] * 3
     # host by host, in the inventory's order: each went live after the one before it
@@ -111,6 +112,7 @@ def test_rollback_puts_every_host_back_on_the_previous_release(fleet_shop):
     with Load("http://%s:8080" % fleet_shop.fleet.lb_address, rate=20) as load:
         result = fleet_shop.playbook("rollback")
     assert_ok(result)
+    print("rollback of 3 hosts, through the load balancer:", load.result.describe())  # README figures (pytest -rP)
     assert load.result.failed == 0, load.result.describe()
     assert [fleet_shop.live(h) for h in fleet_shop.hosts] == [fleet_shop.previous] * 3
     assert json.loads(fleet_shop.http("/api/health/")[1])["release"] == fleet_shop.previous
