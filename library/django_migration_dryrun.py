@@ -379,6 +379,8 @@ def analyze_and_rehearse(module, docker, params, report):
         k: production[k] for k in ("exists", "applied", "applied_count", "migrations_fingerprint", "schema_fingerprint")
     }
     report["production"]["database_bytes"] = production.get("database_bytes", 0)
+    # names only: which tables the old code may use (a breaking operation on a table this deploy creates breaks nothing)
+    report["production"]["tables"] = sorted(production.get("tables") or {})
     t0 = time.monotonic()
     try:
         analysis, _output = run_driver(

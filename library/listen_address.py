@@ -85,11 +85,40 @@ def try_bind(bind, port):
         sock.close()
 
 
-def publishers(docker, port):
-    """Names of the running containers that publish ``port`` on the host."""
-    result = subprocess.run([docker, "ps", "--filter", "publish=%d" % port, "--format", "{{.Names}}"],
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def overlaps(one, other):
+    """Whether two listening addresses take the same port: the same address, or either of them every address."""
+    return one in WILDCARDS or other in WILDCARDS or ipaddress.ip_address(one) == ipaddress.ip_address(other)
+
+
+def published_on(ports, port):
+    """The host addresses a container's ``docker ps`` Ports column publishes ``port`` on
+    ("127.0.0.11:8080->80/tcp, [::1]:8080->80/tcp, :::8080->80/tcp" -> ['127.0.0.11', '::1', '::'])."""
+    found = []
+    for item in ports.split(","):
+        host = item.strip().split("->", 1)[0]
+        address, _, published = host.rpartition(":")
+        if published == str(port) and "->" in item:
+            found.append(address.strip("[]"))
+    return found
+
+
+def publishers(docker, port, bind="0.0.0.0"):
+    """Names of the running containers that publish ``port`` on ``bind`` (or on every address) of the host:
+    several hosts that share one engine each publish on an address of their own."""
+    result = subprocess.run([docker, "ps", "--filter", "publish=%d" % port, "--format", "{{.Names}}\t{{.Ports}}"],
                             capture_output=True, text=True, check=False)  # fmt: skip
-    return sorted(result.stdout.split()) if result.returncode == 0 else []
+    if result.returncode != 0:
+        return []
+    found = []
+    for line in result.stdout.splitlines():
+        name, _, ports = line.partition("\t")
+        addresses = published_on(ports, port)
+        if name and (not addresses or any(overlaps(bind, address) for address in addresses)):
+            found.append(name)
+    return sorted(found)
 
 
 def main():
@@ -111,7 +140,7 @@ def main():
     if not 1 <= port <= 65535:
         module.fail_json(msg="smart_deploy_http_port %d is not a port number (1-65535)" % port, holders=[])
     docker = module.get_bin_path(module.params["docker_cli"]) or module.params["docker_cli"]
-    holders = publishers(docker, port)
+    holders = publishers(docker, port, bind)
     others = [name for name in holders if name != owner]
     if others:
         module.fail_json(msg="smart_deploy_http_port: %s is already published by the container(s) %s: choose another "

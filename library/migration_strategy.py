@@ -15,6 +15,9 @@ description:
     it was a proven fake), migrations were still pending on the copy afterwards, or a warning listed in
     O(abort_on) showed up. V(fake) when every migration applied, some only after a proven fake, listed
     in order in C(fake). V(normal) otherwise, including when nothing is pending.
+  - Lists the operations the old release cannot live with while old and new code serve side by side
+    (C(breaking), see C(module_utils/smart_deploy/compat.py)) and decides what a rolling deploy does with them
+    (C(breaking_gate)); it never fails on them, the role stops the deploy when C(breaking_gate.refused).
   - Never changes anything; it runs on the controller.
 options:
   report:
@@ -46,6 +49,21 @@ options:
     type: list
     elements: str
     default: []
+  rolling:
+    description:
+      - The deploy rolls over several app hosts after migrating once, so old and new code serve side by side until the last
+        host is switched. With breaking operations and O(allow_breaking=false), C(breaking_gate.refused) is V(true).
+      - V(false) (one host) only reports breaking operations.
+    type: bool
+    default: false
+  allow_breaking:
+    description: Let a rolling deploy go on with breaking operations (C(breaking_gate.decision=allowed)).
+    type: bool
+    default: false
+  actor:
+    description: Who deploys, named in C(breaking_gate.message) when breaking operations are allowed.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: full
@@ -63,7 +81,14 @@ EXAMPLES = r"""
     report: "{{ dryrun.report }}"
     abort_on: [table-rewrite]
     accept: "{{ smart_deploy_accept }}"
+    rolling: "{{ smart_deploy_rolling }}"
+    allow_breaking: "{{ smart_deploy_allow_breaking }}"
   register: strategy
+
+- name: Stop a rolling deploy whose migrations the old release cannot live with
+  ansible.builtin.fail:
+    msg: "{{ strategy.breaking_gate.message }}"
+  when: strategy.breaking_gate.refused
 
 - name: Stop on abort
   ansible.builtin.fail:
@@ -120,9 +145,35 @@ summary:
   description: One line saying what will happen.
   returned: always
   type: str
+breaking:
+  description:
+    - The pending migrations' operations the old release cannot live with, in plan order, each with C(migration),
+      C(operation), C(rule) (C(drop-table), C(drop-column), C(rename-table), C(rename-column), C(set-not-null),
+      C(add-not-null-column)), C(table), C(column) (null for a table) and C(why).
+  returned: always
+  type: list
+  elements: dict
+breaking_unchecked:
+  description: Operations whose effect on the schema could not be read (C(migration), C(operation), C(error)).
+  returned: always
+  type: list
+  elements: dict
+backward_compatible:
+  description:
+    - V(true) when no pending migration has a breaking or unreadable operation - the old release can run on the migrated
+      database, so a failed roll may keep it.
+  returned: always
+  type: bool
+breaking_gate:
+  description:
+    - What the deploy does with C(breaking) - C(decision) (V(none), V(refused), V(allowed), V(reported)), C(refused) (bool)
+      and C(message) naming each operation (and, when refused, the two ways out).
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smart_deploy.compat import gate
 from ansible.module_utils.smart_deploy.strategy import REASON_CODES, decide
 
 
@@ -134,6 +185,9 @@ def main():
             abort_on=dict(type="list", elements="str", default=[]),
             accept=dict(type="list", elements="str", default=[]),
             require_rehearsal=dict(type="bool", default=True),
+            rolling=dict(type="bool", default=False),
+            allow_breaking=dict(type="bool", default=False),
+            actor=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
@@ -147,6 +201,7 @@ def main():
     verdict = decide(report, module.params["lint"], module.params["abort_on"], module.params["require_rehearsal"], accept)
     # "warnings" is Ansible's own key for module warnings
     verdict["migration_warnings"] = verdict.pop("warnings")
+    verdict["breaking_gate"] = gate(verdict["breaking"], module.params["rolling"], module.params["allow_breaking"], module.params["actor"])
     module.exit_json(changed=False, **verdict)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smart-deploy set-up: everything a fresh machine needs before a playbook can run.
 #
-#   scripts/setup.sh            venv + Python packages + collections + Docker engine + base images
+#   scripts/setup.sh            venv + Python packages + collections + Docker engine + base images (+ the fleet tests' SSH host image)
 #   scripts/setup.sh --no-docker   only the venv, packages and collections (lint, unit tests)
 #
 # Idempotent: each step checks first and does nothing when its work is already done.
@@ -141,7 +141,7 @@ fi
 # 4. Base images the Dockerfiles name. Pulled where a registry answers; otherwise built here from
 #    Debian packages (debootstrap + docker import), tagged with the same names.
 # ---------------------------------------------------------------------------------------------
-step "base images (${!STANDIN[*]})"
+step "base images (${!STANDIN[*]}, smart-deploy/ssh-host:bookworm)"
 debian_mirror() {
   if [[ -n "${SMART_DEPLOY_DEBIAN_MIRROR:-}" ]]; then echo "$SMART_DEPLOY_DEBIAN_MIRROR"; return; fi
   local m
@@ -183,4 +183,18 @@ for name in "${!STANDIN[@]}"; do
     || { cat "$log" >&2; die "building the stand-in for $name failed"; }
   rm -f "$log"
 done
+# The SSH targets of the fleet tests (tests/integration/fleet.py): one image FROM the python base above, with
+# Debian's openssh-server, docker CLI, haproxy and postgresql-15. Docker's build cache makes this a no-op
+# (about a second) when nothing in bootstrap/images/ssh-host changed.
+SSH_HOST_IMAGE="smart-deploy/ssh-host:bookworm"
+had="$(docker image inspect -f '{{.Id}}' "$SSH_HOST_IMAGE" 2>/dev/null || true)"
+log="$(mktemp)"
+docker build -q -t "$SSH_HOST_IMAGE" "$ROOT/bootstrap/images/ssh-host" >"$log" 2>&1 \
+  || { cat "$log" >&2; die "building $SSH_HOST_IMAGE (the fleet tests' SSH hosts) failed"; }
+rm -f "$log"
+if [[ "$(docker image inspect -f '{{.Id}}' "$SSH_HOST_IMAGE")" == "$had" ]]; then
+  info "$SSH_HOST_IMAGE: present"
+else
+  info "$SSH_HOST_IMAGE: built"
+fi
 step "ready"

@@ -432,6 +432,103 @@ def reversible(operation):
     return bool(getattr(operation, "reversible", True))
 
 
+def model_or_none(apps, app_label, model_name):
+    try:
+        return apps.get_model(app_label, model_name)
+    except LookupError:
+        return None
+
+
+def field_or_none(model, name):
+    try:
+        return model._meta.get_field(name) if model is not None else None
+    except Exception:  # FieldDoesNotExist
+        return None
+
+
+def migratable(model):
+    """Whether Django changes the schema for this model (managed, not a proxy, not swapped out)."""
+    return model is not None and model._meta.managed and not model._meta.proxy and not model._meta.swapped
+
+
+def field_column(field):
+    """The column of a field that has one of its own (None: many-to-many, generic relations...)."""
+    if field is None or field.many_to_many or not getattr(field, "concrete", False):
+        return None
+    return field.column
+
+
+def sql_texts(sql):
+    """A RunSQL's ``sql`` as a list of texts (a text, or a list of texts and (text, params) pairs)."""
+    if isinstance(sql, str):
+        return [sql]
+    return [item[0] if isinstance(item, (list, tuple)) else item for item in sql or [] if isinstance(item, (str, list, tuple))]
+
+
+def schema_facts(operation, app_label, before, after):
+    """What one operation does to the schema that the OLD code could notice, as plain data for compat.py
+    (module_utils/smart_deploy/compat.py classifies it; this side only reads Django's objects): the tables and
+    columns Django computes from the project states ``before`` and ``after`` the operation (db_table, db_column),
+    nullability, db_default, many-to-many, whether the model is managed; a RunSQL's own SQL texts. A
+    SeparateDatabaseAndState gives the facts of its database operations only (its state operations change no
+    schema). Other operations give none."""
+    from django.db.migrations import operations as ops
+    from django.db.models import NOT_PROVIDED
+
+    name = type(operation).__name__
+    fact = {"type": name, "describe": operation.describe()}
+    if isinstance(operation, ops.SeparateDatabaseAndState):
+        facts, state = [], before.clone()
+        for database_operation in operation.database_operations:
+            following = state.clone()
+            database_operation.state_forwards(app_label, following)
+            facts += schema_facts(database_operation, app_label, state, following)
+            state = following
+        return facts
+    if isinstance(operation, ops.RunSQL):
+        return [dict(fact, type="RunSQL", sql=sql_texts(operation.sql))]
+    if isinstance(operation, ops.DeleteModel):
+        model = model_or_none(before.apps, app_label, operation.name)
+        return [dict(fact, type="DeleteModel", table=model._meta.db_table, managed=migratable(model))] if model else []
+    if isinstance(operation, (ops.RenameModel, ops.AlterModelTable)):
+        old_name, new_name = (operation.old_name, operation.new_name) if isinstance(operation, ops.RenameModel) else (operation.name,) * 2
+        old, new = model_or_none(before.apps, app_label, old_name), model_or_none(after.apps, app_label, new_name)
+        if old is None or new is None:
+            return []
+        kind = "RenameModel" if isinstance(operation, ops.RenameModel) else "AlterModelTable"
+        return [dict(fact, type=kind, old_table=old._meta.db_table, new_table=new._meta.db_table, managed=migratable(old))]
+    if isinstance(operation, ops.RemoveField):
+        model = model_or_none(before.apps, app_label, operation.model_name)
+        field = field_or_none(model, operation.name)
+        if field is None:
+            return []
+        through = field.remote_field.through if field.many_to_many else None
+        m2m_table = through._meta.db_table if through is not None and not isinstance(through, str) and through._meta.auto_created else None
+        return [dict(fact, type="RemoveField", table=model._meta.db_table, column=field_column(field), m2m_table=m2m_table,
+                     managed=migratable(model))]  # fmt: skip
+    if isinstance(operation, (ops.RenameField, ops.AlterField)):
+        old_name, new_name = (operation.old_name, operation.new_name) if isinstance(operation, ops.RenameField) else (operation.name,) * 2
+        old_model = model_or_none(before.apps, app_label, operation.model_name)
+        new_model = model_or_none(after.apps, app_label, operation.model_name)
+        old_field, new_field = field_or_none(old_model, old_name), field_or_none(new_model, new_name)
+        if old_field is None or new_field is None:
+            return []
+        kind = "RenameField" if isinstance(operation, ops.RenameField) else "AlterField"
+        return [dict(fact, type=kind, table=new_model._meta.db_table, old_column=field_column(old_field),
+                     new_column=field_column(new_field), old_null=bool(old_field.null), new_null=bool(new_field.null),
+                     managed=migratable(old_model))]  # fmt: skip
+    if isinstance(operation, ops.AddField):
+        model = model_or_none(after.apps, app_label, operation.model_name)
+        field = field_or_none(model, operation.name)
+        if field is None:
+            return []
+        return [dict(fact, type="AddField", table=model._meta.db_table, column=field_column(field), null=bool(field.null),
+                     db_default=getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED,
+                     generated=bool(getattr(field, "generated", False)), m2m=bool(field.many_to_many),
+                     managed=migratable(model))]  # fmt: skip
+    return []
+
+
 def describe_migration(loader, migration):
     """What a pending migration does, read from its operations and the project states around it."""
     key = (migration.app_label, migration.name)
@@ -446,13 +543,12 @@ def describe_migration(loader, migration):
         touched |= {t for t in op_touched if t}
         creates += op_creates
         unknown = unknown or op_unknown
-        operations.append(
-            {
-                "type": type(operation).__name__,
-                "describe": operation.describe(),
-                "reversible": reversible(operation),
-            }
-        )
+        described = {"type": type(operation).__name__, "describe": operation.describe(), "reversible": reversible(operation)}
+        try:  # what the old code could notice (compat.py decides whether it is breaking)
+            described["schema"] = schema_facts(operation, migration.app_label, state, after)
+        except Exception as exc:  # cannot tell: said, and then not called compatible
+            described["schema_error"] = error_message(exc)
+        operations.append(described)
         state = after
     return {
         "migration": key_of(migration),

@@ -84,7 +84,10 @@ RENAMED = {
     "release_health_delay": "release_health_interval (seconds between two looks, default 0.5)",
     "release_drain_seconds": "proxy_drain_timeout (the old containers stop as soon as the proxy says their requests finished)",
 }
-BOOLEANS = ("smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled")
+BOOLEANS = (
+    "smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled",
+    "smart_deploy_allow_breaking", "smart_deploy_rolling",
+)  # fmt: skip
 
 # The short names ./deploy passes (-e release=ID) and the role variables they default to, which AWX surveys
 # and -e set directly (rollback_release, ...): both are checked, each under its own name.
@@ -97,7 +100,7 @@ ROLE_NAMES = {
 # The variables each group of checks reads.
 GROUPS = {
     "app": (
-        "smart_deploy_app_name", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
+        "smart_deploy_app_name", "smart_deploy_scope", "smart_deploy_app_source", "smart_deploy_state_dir", "smart_deploy_components",
         "smart_deploy_django_component",
         "smart_deploy_release", "smart_deploy_db_container", "smart_deploy_db_volume", "smart_deploy_network",
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
@@ -383,6 +386,11 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     if not isinstance(name, str) or not APP_NAME_RE.match(name):
         problems.append(
             "smart_deploy_app_name must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit, got %r" % name
+        )
+    scope = v.get("smart_deploy_scope", name)
+    if scope != name and (not isinstance(scope, str) or not APP_NAME_RE.match(scope)):
+        problems.append(
+            "smart_deploy_scope must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit, got %r" % scope
         )
     source = v.get("smart_deploy_app_source")
     if not isinstance(source, str) or not source:

@@ -132,10 +132,13 @@ def driver_run_argv(
     host_cpus: Optional[int] = None,
     extra_hosts: Optional[list] = None,
 ) -> list:
-    """The ``docker run`` command line of a driver one-off (no secret on it: they are in ``env_path``)."""
-    cmd = [docker, "run", "--rm", "--name", name, "--env-file", env_path,
-           "-v", "%s:/smart-deploy/driver.py:ro" % driver_path,
-           "-v", "%s:/smart-deploy/input.json:ro" % input_path,
+    """The ``docker create`` command line of a driver one-off (no secret on it: they are in ``env_path``).
+
+    ``driver_path`` and ``input_path`` are copied into the created container's /smart-deploy by ``docker cp``
+    (through the engine's API), not bind-mounted: the engine may be another machine's (a host driving a shared
+    or remote engine), whose filesystem does not have this host's temporary files."""
+    del driver_path, input_path  # they reach the container by `docker cp` (driver_copy_argv)
+    cmd = [docker, "create", "--rm", "--name", name, "--env-file", env_path,
            "--entrypoint", python, "--label", "%s=%s" % (ONEOFF_LABEL, command)]  # fmt: skip
     for key, value in sorted((labels or {}).items()):
         cmd += ["--label", "%s=%s" % (key, value)]
@@ -147,6 +150,12 @@ def driver_run_argv(
     if project_dir:
         cmd += ["--workdir", project_dir]
     return cmd + [image, "/smart-deploy/driver.py", command]
+
+
+def driver_copy_argv(docker: str, name: str, payload_dir: str) -> list:
+    """``docker cp`` of the folder holding driver.py and input.json (nothing else: the secrets stay in the env
+    file, read by the docker client) to /smart-deploy in the created container ``name``."""
+    return [docker, "cp", payload_dir.rstrip("/") + "/.", "%s:/smart-deploy" % name]
 
 
 def run_driver(
@@ -175,11 +184,13 @@ def run_driver(
     name = name or oneoff_name("smart-deploy")
     stdout = ""
     try:
-        os.chmod(tmpdir, 0o755)
-        driver_path = os.path.join(tmpdir, "driver.py")
+        payload = os.path.join(tmpdir, "payload")
+        os.mkdir(payload, 0o755)
+        os.chmod(payload, 0o755)
+        driver_path = os.path.join(payload, "driver.py")
         with open(driver_path, "w", encoding="utf-8") as handle:
             handle.write(source or driver_source())
-        input_path = os.path.join(tmpdir, "input.json")
+        input_path = os.path.join(payload, "input.json")
         with open(input_path, "w", encoding="utf-8") as handle:
             json.dump(input_data or {}, handle)
         os.chmod(driver_path, 0o644)
@@ -194,7 +205,13 @@ def run_driver(
                               network=network, project_dir=project_dir, limits=limits, host_cpus=os.cpu_count(),
                               extra_hosts=extra_hosts)  # fmt: skip
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+            created = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+            if created.returncode != 0:
+                raise DriverError("could not create the driver's container: %s" % created.stderr.strip()[-2000:])
+            copied = subprocess.run(driver_copy_argv(docker, name, payload), capture_output=True, text=True, timeout=timeout, check=False)
+            if copied.returncode != 0:
+                raise DriverError("could not copy the driver into its container: %s" % copied.stderr.strip()[-2000:])
+            proc = subprocess.run([docker, "start", "--attach", name], capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             raise DriverError("the driver's %s did not finish within %s s" % (command, timeout), output=out) from exc

@@ -19,6 +19,10 @@ Missing migrations (model changes with no migration, what ``makemigrations --che
 classified by the driver with the SQL ``sqlmigrate`` would print for the migrations makemigrations
 would write: state-only ones (no SQL) are warnings, never aborts; SQL-changing ones abort naming the SQL.
 
+Breaking operations (``compat.py``: what the old release cannot live with while old and new code run side by
+side) are listed in ``breaking``, never an abort reason: the rolling gate decides on them (``compat.gate``);
+``backward_compatible`` says whether there are none (and none that could not be read).
+
 Reasons and warnings carry counts, table and column names, constraint names and SQLSTATEs, never the values of
 production rows: PostgreSQL's messages are redacted (``redact.py``: ``Key (name)=(…) is duplicated``). They go to
 the run's output, the step summary, the run log and releases.json; the values stay in the rehearsal report.
@@ -26,6 +30,7 @@ the run's output, the step summary, the run log and releases.json; the values st
 
 from __future__ import annotations
 
+from ansible.module_utils.smart_deploy.compat import breaking_operations, existing_tables
 from ansible.module_utils.smart_deploy.redact import redact, redact_text
 
 NORMAL, FAKE, ABORT = "normal", "fake", "abort"
@@ -229,6 +234,12 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
     result["abort_reasons"] = [{"code": code, "reason": text} for code, text in refused]
     result["accepted"] = accepted
     result["accepted_unused"] = sorted(accept - {item["code"] for item in accepted})
+    # what the old release cannot live with (compat.py): refused by the rolling gate, and what a failed roll
+    # decides on (backward compatible: the migrated database can stay under the old code)
+    breaking, unchecked = breaking_operations(report.get("pending"), existing_tables(report.get("production")))
+    result["breaking"] = breaking
+    result["breaking_unchecked"] = unchecked
+    result["backward_compatible"] = not breaking and not unchecked
     return result
 
 

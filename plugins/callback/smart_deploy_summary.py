@@ -67,7 +67,8 @@ STEP_ORDER = ("changes", "build", "tests", "validation", "backup", "migrations",
 
 def validation_rows(validation):
     """Rows for what the migration checks published: warnings (never stop a deploy), reasons accepted with
-    smart_deploy_accept (and by whom), accepted codes that did not occur (harmless), abort reasons with their codes."""
+    smart_deploy_accept (and by whom), accepted codes that did not occur (harmless), abort reasons with their codes,
+    migrations the old release cannot live with (breaking) with what the deploy did about them."""
     rows = []
     if not isinstance(validation, dict):
         return rows
@@ -79,6 +80,10 @@ def validation_rows(validation):
         rows.append(("accept unused", "%s: did not occur in this deploy (nothing to accept)" % ", ".join(validation["accepted_unused"])))
     for item in validation.get("abort_reasons") or []:
         rows.append(("abort reason", "%s: %s" % (item.get("code", "?"), item.get("reason", ""))))
+    # operations the old release cannot live with, and what the deploy did with them (refused, allowed, reported)
+    gate = validation.get("breaking_gate") or "?"
+    for message in validation.get("breaking") or []:
+        rows.append(("breaking (%s)" % gate, message))
     return rows
 
 

@@ -1,7 +1,8 @@
 """Steady HTTP load on a deployment, recording every request that failed.
 
 Used by the zero-downtime test (a short run during one deploy) and by bench/zero_downtime.py (long
-runs, several scenarios). Loopback only: the base URL must be http://127.0.0.1:<port>.
+runs, several scenarios). Loopback only: the base URL must be http://127.x.y.z:<port> (the test fleet's load
+balancer listens on a loopback address of its own).
 
 The mix is what a shop's users send while a release switches under them:
 
@@ -19,6 +20,7 @@ a status other than the one expected.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import threading
 import time
@@ -65,8 +67,8 @@ class Load:
 
     def __init__(self, base_url: str, rate: float = 60, workers: int = 8, slow_seconds: float = 3.0, timeout: float = 30.0):
         parts = urllib.parse.urlsplit(base_url)
-        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("load is sent to loopback addresses only, not %r" % base_url)
+        if parts.hostname != "localhost" and not ipaddress.ip_address(parts.hostname or "0.0.0.0").is_loopback:
+            raise ValueError("load is sent to loopback addresses only (127.0.0.0/8, ::1), not %r" % base_url)
         self.host, self.port = parts.hostname, parts.port or 80
         self.rate, self.workers, self.slow_seconds, self.timeout = rate, workers, slow_seconds, timeout
         self.result = Result()

@@ -1,7 +1,11 @@
 """The malformed-input matrix: each bad input gets a clear error naming it, a non-zero exit, and nothing
 changes on the target - containers, volumes, networks, images, the database (schema and rows) and the
 state folder are exactly as before. The table of these inputs and outcomes is in the README, kept in step
-by test_every_case_is_in_the_readme_table."""
+by test_every_case_is_in_the_readme_table.
+
+The input checks report every problem of a run at once, so the cases one check stage refuses share one
+ansible-playbook run (shared_runs, made once per module): each case keeps its own test, which asserts that
+its message is in that run's output, the exit code, and that the run changed nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +23,23 @@ from tests.conftest import ROOT
 from tests.integration.conftest import VENV_BIN, assert_ok, run
 from tests.integration.shop_releases import add_migration
 
+# The check stages that report every problem of a run at once: cases refused by the same stage of the same
+# playbook, with no preparation and variables of their own, share one ansible-playbook run (grouped_runs).
+INPUTS = "inputs"  # smart_deploy_inputs (roles/smart_deploy, module_utils/smart_deploy/inputs.py): every problem, one failure
+ARGUMENT_SPECS = "argument_specs"  # Ansible's check of a role's meta/argument_specs.yml: every problem of the first role
+
+
+def components_with(**backend) -> dict:
+    """The shop's components with keys of the backend's entry changed (None: the key left out), as extra vars."""
+    entry = {"context": "backend", "dockerfile": "Dockerfile", "container": "web", "port": 8000, "health_path": "/api/health/"}
+    for key, value in backend.items():
+        if value is None:
+            entry.pop(key)
+        else:
+            entry[key] = value
+    frontend = {"context": "frontend", "container": "frontend", "port": 80, "health_path": "/healthz"}
+    return {"smart_deploy_components": {"backend": entry, "frontend": frontend}}
+
 
 @dataclass
 class Case:
@@ -31,6 +52,7 @@ class Case:
     setup: str | None = None  # name of a prepare_<setup> function below
     exit_code: int | None = None
     builds: bool = False  # the refusal comes after the release's images were built: new images may appear
+    stage: str | None = None  # INPUTS or ARGUMENT_SPECS: refused by a check that reports all problems at once
 
 
 CASES = [
@@ -42,19 +64,27 @@ CASES = [
     Case("rollback-target-not-an-id", "'../../etc/passwd' is not a release id", cli=["rollback", "../../etc/passwd"], exit_code=2),
     Case("force-with-lock-status", "--force goes with 'lock release' only", cli=["lock", "status", "--force"], exit_code=2),
     # verbs' options
-    Case("restore-db-not-a-boolean", "restore_db must be true or false, got 'ture'", playbook="rollback", extra={"restore_db": "ture"}),
+    Case(
+        "restore-db-not-a-boolean",
+        "restore_db must be true or false, got 'ture'",
+        playbook="rollback",
+        extra={"restore_db": "ture"},
+        stage=INPUTS,
+    ),
     Case(
         "history-negative",
         "history (how many releases to show) must be a whole number >= 1, got '-5'",
         playbook="status",
         extra={"history": "-5"},
+        stage=INPUTS,
     ),
-    Case("since-not-a-duration", "since must be a duration", playbook="logs", extra={"since": "yesterday"}),
+    Case("since-not-a-duration", "since must be a duration", playbook="logs", extra={"since": "yesterday"}, stage=INPUTS),
     Case(
         "unknown-component",
         "component must be one of backend, database, frontend, proxy, got 'db'",
         playbook="logs",
         extra={"component": "db"},
+        stage=INPUTS,
     ),
     Case(
         "rollback-to-unknown-release",
@@ -67,22 +97,35 @@ CASES = [
         "env-value-boolean",
         "smart_deploy_app_env.FEATURE is true (a boolean): environment values must be strings",
         extra={"smart_deploy_app_env": {"FEATURE": True}},
+        stage=INPUTS,
     ),
-    Case("env-value-number", "smart_deploy_app_env.WORKERS is 4 (a number)", extra={"smart_deploy_app_env": {"WORKERS": 4}}),
+    Case("env-value-number", "smart_deploy_app_env.WORKERS is 4 (a number)", extra={"smart_deploy_app_env": {"WORKERS": 4}}, stage=INPUTS),
     Case(
         "secret-env-value-number",
         "smart_deploy_app_secret_env.SHOP_PAYMENT_KEY is a number",
         extra={"smart_deploy_app_secret_env": {"SHOP_PAYMENT_KEY": 1234}},
+        stage=INPUTS,
     ),
-    Case("port-out-of-range", "smart_deploy_http_port must be a port number 1-65535, got 70000", extra={"smart_deploy_http_port": 70000}),
+    Case(
+        "port-out-of-range",
+        "smart_deploy_http_port must be a port number 1-65535, got 70000",
+        extra={"smart_deploy_http_port": 70000},
+        stage=INPUTS,
+    ),
     # types and choices declared in a role's meta/argument_specs.yml are refused by Ansible's own check, in its words
     Case(
         "port-not-a-number",
         "argument 'smart_deploy_http_port' is of type str and we were unable to convert to int",
         extra={"smart_deploy_http_port": "80a"},
+        stage=ARGUMENT_SPECS,
     ),
     Case("port-in-use", "is already in use by another program", setup="port_in_use"),
-    Case("bind-not-an-address", "smart_deploy_http_bind must be an IP address", extra={"smart_deploy_http_bind": "localhost:80"}),
+    Case(
+        "bind-not-an-address",
+        "smart_deploy_http_bind must be an IP address",
+        extra={"smart_deploy_http_bind": "localhost:80"},
+        stage=INPUTS,
+    ),
     Case(
         "bind-not-on-this-host",
         "smart_deploy_http_bind: 192.0.2.10 is not an address of this host",
@@ -91,43 +134,72 @@ CASES = [
     Case(
         "container-name-with-space",
         "smart_deploy_components.backend.container must be a container name",
-        setup="component",
-        extra={"container": "my web"},
+        extra=components_with(container="my web"),
+        stage=INPUTS,
     ),
-    Case("component-without-context", "smart_deploy_components.backend has no 'context'", setup="component", extra={"context": None}),
+    Case(
+        "component-without-context", "smart_deploy_components.backend has no 'context'", extra=components_with(context=None), stage=INPUTS
+    ),
     Case(
         "component-context-missing",
         "smart_deploy_components.backend.context 'api' is not a folder of the app source",
-        setup="component",
-        extra={"context": "api"},
+        extra=components_with(context="api"),
+        stage=INPUTS,
     ),
     Case(
         "health-path-without-slash",
         "smart_deploy_components.backend.health_path must start with '/'",
-        setup="component",
-        extra={"health_path": "api/health/"},
+        extra=components_with(health_path="api/health/"),
+        stage=INPUTS,
     ),
     Case(
         "endpoint-path-without-slash",
         "health_check_endpoints[0].path must start with '/'",
         extra={"health_check_endpoints": [{"name": "health", "path": "api/health/"}]},
+        stage=INPUTS,
     ),
-    Case("db-container-with-space", "smart_deploy_db_container must be a Docker name", extra={"smart_deploy_db_container": "shop db"}),
+    Case(
+        "db-container-with-space",
+        "smart_deploy_db_container must be a Docker name",
+        extra={"smart_deploy_db_container": "shop db"},
+        stage=INPUTS,
+    ),
     Case(
         "external-db-without-host",
         "smart_deploy_db_host is required with smart_deploy_db_mode: external",
         extra={"smart_deploy_db_mode": "external"},
+        stage=INPUTS,
     ),
-    Case("backup-keep-zero", "db_backup_keep must be a whole number >= 1, got 0", extra={"db_backup_keep": 0}),
-    Case("empty-db-password", "smart_deploy_db_password is empty", extra={"smart_deploy_db_password": ""}),
-    Case("missing-secret-key", "smart_deploy_django_secret_key is not set", extra={"smart_deploy_django_secret_key": None}),
-    Case("secret-key-not-a-string", "smart_deploy_django_secret_key must be a string", extra={"smart_deploy_django_secret_key": 12345678}),
-    Case("release-id-bad-characters", "smart_deploy_release must be letters, digits", extra={"smart_deploy_release": "../x"}),
+    Case("backup-keep-zero", "db_backup_keep must be a whole number >= 1, got 0", extra={"db_backup_keep": 0}, stage=INPUTS),
+    Case("empty-db-password", "smart_deploy_db_password is empty", extra={"smart_deploy_db_password": ""}, stage=INPUTS),
+    Case("missing-secret-key", "smart_deploy_django_secret_key is not set", extra={"smart_deploy_django_secret_key": None}, stage=INPUTS),
+    Case(
+        "secret-key-not-a-string",
+        "smart_deploy_django_secret_key must be a string",
+        extra={"smart_deploy_django_secret_key": 12345678},
+        stage=INPUTS,
+    ),
+    Case("release-id-bad-characters", "smart_deploy_release must be letters, digits", extra={"smart_deploy_release": "../x"}, stage=INPUTS),
     Case("release-id-reused-for-other-code", "was already used here for other code", setup="reused_release"),
-    Case("labels-not-a-mapping", "argument 'smart_deploy_labels' is of type", extra={"smart_deploy_labels": "team: shop"}),
-    Case("state-dir-root", "smart_deploy_state_dir is '/', a system or shared folder", extra={"smart_deploy_state_dir": "/"}),
-    Case("state-dir-tmp", "smart_deploy_state_dir is '/tmp', a system or shared folder", extra={"smart_deploy_state_dir": "/tmp"}),
-    Case("state-dir-srv", "smart_deploy_state_dir is '/srv', a system or shared folder", extra={"smart_deploy_state_dir": "/srv"}),
+    Case(
+        "labels-not-a-mapping",
+        "argument 'smart_deploy_labels' is of type",
+        extra={"smart_deploy_labels": "team: shop"},
+        stage=ARGUMENT_SPECS,
+    ),
+    Case("state-dir-root", "smart_deploy_state_dir is '/', a system or shared folder", extra={"smart_deploy_state_dir": "/"}, stage=INPUTS),
+    Case(
+        "state-dir-tmp",
+        "smart_deploy_state_dir is '/tmp', a system or shared folder",
+        extra={"smart_deploy_state_dir": "/tmp"},
+        stage=INPUTS,
+    ),
+    Case(
+        "state-dir-srv",
+        "smart_deploy_state_dir is '/srv', a system or shared folder",
+        extra={"smart_deploy_state_dir": "/srv"},
+        stage=INPUTS,
+    ),
     Case("state-dir-of-another-app", "belongs to the app 'someoneelse'", setup="other_apps_folder"),
     Case("state-dir-with-foreign-files", "already holds files that are not smart-deploy's (notes.txt)", setup="foreign_folder"),
     Case("source-not-a-git-checkout", "is not in a git checkout", setup="source_without_git"),
@@ -181,21 +253,6 @@ def prepare_port_in_use(shop, case, request):
     holder.listen()
     request.addfinalizer(holder.close)
     return {"smart_deploy_http_port": holder.getsockname()[1]}, []
-
-
-def prepare_component(shop, case, request):
-    backend = dict(json.loads(shop.vars_file.read_text()).get("smart_deploy_components", {}).get("backend", {}))
-    backend = backend or {"context": "backend", "dockerfile": "Dockerfile", "container": "web", "port": 8000, "health_path": "/api/health/"}
-    for key, value in case.extra.items():
-        if value is None:
-            backend.pop(key, None)
-        else:
-            backend[key] = value
-    components = {
-        "backend": backend,
-        "frontend": {"context": "frontend", "container": "frontend", "port": 80, "health_path": "/healthz"},
-    }
-    return {"smart_deploy_components": components}, []
 
 
 def prepare_reused_release(shop, case, request):
@@ -267,29 +324,85 @@ def run_cli(shop, args):
     return subprocess.run([str(ROOT / "deploy"), *args, "-e", "@%s" % shop.vars_file], capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_malformed_input_is_refused_by_name_and_changes_nothing(shop, baseline, case, request):
+# --- cases that share a run ---------------------------------------------------------------------------
+def shared_runs(cases) -> list:
+    """The groups of cases that one ansible-playbook run refuses together: the same playbook, check stage and
+    exit code, no preparation, no ./deploy, no arguments, and each variable set by one case of the group only
+    (first fit, in the matrix's order). A case that fits no group runs on its own."""
+    groups = []
+    for case in cases:
+        if case.stage is None or case.setup or case.cli is not None or case.args or case.builds:
+            continue
+        for group in groups:
+            first = group[0]
+            same = (first.playbook, first.stage, first.exit_code) == (case.playbook, case.stage, case.exit_code)
+            if same and not any(set(other.extra) & set(case.extra) for other in group):
+                group.append(case)
+                break
+        else:
+            groups.append([case])
+    return groups
+
+
+GROUPS = {case.id: tuple(group) for group in shared_runs(CASES) for case in group}
+
+
+@dataclass
+class Outcome:
+    """What a run showed: its exit code and output, the target after it, whether it left the deploy lock."""
+
+    returncode: int
+    output: str
+    after: dict
+    locked: bool
+
+
+def outcome_of(shop, result) -> Outcome:
+    return Outcome(result.returncode, result.stdout + result.stderr, target_fingerprint(shop), (shop.state_dir / "deploy.lock").exists())
+
+
+@pytest.fixture(scope="module")
+def grouped_runs(shop, baseline):
+    """Each group's run, made once (on its first case's test) and kept for the module: its cases' ids -> Outcome."""
+    return {}
+
+
+def run_case(shop, case, request, grouped_runs) -> Outcome:
+    group = GROUPS.get(case.id)
+    if group is not None:
+        key = tuple(member.id for member in group)
+        if key not in grouped_runs:
+            extra = {name: value for member in group for name, value in member.extra.items()}
+            grouped_runs[key] = outcome_of(shop, shop.playbook(case.playbook, "-e", json.dumps(extra)))
+        return grouped_runs[key]
     if case.cli is not None:
-        result = run_cli(shop, case.cli)
-    else:
-        extra, args = dict(case.extra), []
-        if case.setup:
-            extra, args = globals()["prepare_" + case.setup](shop, case, request)
-        result = shop.playbook(case.playbook, *(["-e", json.dumps(extra)] if extra else []), *args)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, "accepted: %s" % output[-3000:]
+        return outcome_of(shop, run_cli(shop, case.cli))
+    extra, args = dict(case.extra), list(case.args)
+    if case.setup:
+        extra, args = globals()["prepare_" + case.setup](shop, case, request)
+    return outcome_of(shop, shop.playbook(case.playbook, *(["-e", json.dumps(extra)] if extra else []), *args))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_malformed_input_is_refused_by_name_and_changes_nothing(shop, baseline, grouped_runs, case, request):
+    outcome = run_case(shop, case, request, grouped_runs)
+    output = outcome.output
+    shared = (
+        " (its run shared with %s)" % ", ".join(m.id for m in GROUPS[case.id] if m is not case) if len(GROUPS.get(case.id, ())) > 1 else ""
+    )
+    assert outcome.returncode != 0, "accepted%s: %s" % (shared, output[-3000:])
     if case.exit_code is not None:
-        assert result.returncode == case.exit_code, output[-3000:]
-    assert case.expect in output, "the error does not say %r:\n%s" % (case.expect, output[-4000:])
-    after = target_fingerprint(shop)
+        assert outcome.returncode == case.exit_code, output[-3000:]
+    assert case.expect in output, "the error does not say %r%s:\n%s" % (case.expect, shared, output[-4000:])
+    after = dict(outcome.after)
     if case.builds:
         assert set(baseline["images"]) <= set(after["images"]), "an image went"
         built = sorted(set(after["images"]) - set(baseline["images"]))
         if built:  # the next cases compare with the baseline again
             run(["docker", "rmi", "-f", *built])
         after["images"] = baseline["images"]
-    assert after == baseline, "the target changed: %s" % {k: (baseline[k], after[k]) for k in after if after[k] != baseline[k]}
-    assert not (shop.state_dir / "deploy.lock").exists()
+    assert after == baseline, "the target changed%s: %s" % (shared, {k: (baseline[k], after[k]) for k in after if after[k] != baseline[k]})
+    assert not outcome.locked
 
 
 def test_the_matrix_holds_at_least_thirty_inputs():

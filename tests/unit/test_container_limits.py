@@ -88,6 +88,7 @@ def test_driver_one_off_runs_within_its_limits_with_no_secret_on_the_command_lin
     assert argv[-3:] == ["shop-backend:abc", "/smart-deploy/driver.py", "rehearse"], "options come before the image"
     assert argv.index("--memory") < argv.index("shop-backend:abc")
     assert flag(argv, "--env-file") == "/tmp/x/env" and not any("PASSWORD" in a for a in argv)
+    assert argv[1] == "create" and "-v" not in argv, "driver and input are copied in (docker cp), never bind-mounted"
 
 
 def test_scratch_database_runs_within_its_limits():
@@ -161,7 +162,8 @@ def test_role_defaults_are_the_modules_defaults(role, options):
 
 def test_a_one_off_killed_for_memory_says_so(tmp_path):
     docker = tmp_path / "docker"
-    docker.write_text('#!/bin/sh\n[ "$1" = run ] && exit 137\nexit 0\n')  # what docker run says when the kernel kills the container
+    # what `docker start --attach` says when the kernel kills the container (created and copied into first)
+    docker.write_text('#!/bin/sh\n[ "$1" = start ] && exit 137\nexit 0\n')
     docker.chmod(0o755)
     with pytest.raises(DriverError) as failed:
         run_driver(str(docker), "shop-backend:abc", "apply", {}, source="# driver", limits=Limits("1g", 1.5, 512))

@@ -50,6 +50,7 @@ def test_the_sample_shop_settings_are_fine():
     "change, named",
     [
         ({"smart_deploy_app_name": "Shop Two"}, "smart_deploy_app_name"),
+        ({"smart_deploy_scope": "shop/app1"}, "smart_deploy_scope must be 1-40 lowercase letters"),
         ({"smart_deploy_app_source": "/nowhere"}, "smart_deploy_app_source '/nowhere' is not a folder"),
         ({"smart_deploy_state_dir": "/tmp"}, "smart_deploy_state_dir is '/tmp', a system or shared folder"),
         ({"smart_deploy_state_dir": "/"}, "smart_deploy_state_dir is '/', a system"),

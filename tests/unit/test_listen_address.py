@@ -33,3 +33,15 @@ def test_an_address_the_host_does_not_have_is_refused(run_module):
 def test_not_an_address_at_all_is_refused(run_module):
     result = run_module("listen_address", {"bind": "localhost:80", "port": 8080})
     assert result["failed"] and "is not an IP address" in result["msg"]
+
+
+def test_a_port_published_on_another_address_is_no_conflict():
+    from library.listen_address import overlaps, published_on  # noqa: PLC0415 - the module's pure helpers
+
+    ports = "127.0.0.11:8080->80/tcp, 127.0.0.12:9000->80/tcp"
+    assert published_on(ports, 8080) == ["127.0.0.11"]
+    assert published_on("0.0.0.0:8080->80/tcp, :::8080->80/tcp", 8080) == ["0.0.0.0", "::"]
+    assert published_on("[::1]:8080->80/tcp", 8080) == ["::1"]
+    # two hosts sharing one engine, each on its own loopback address: no conflict; the same address, or every address: one
+    assert not overlaps("127.0.0.12", "127.0.0.11")
+    assert overlaps("127.0.0.11", "127.0.0.11") and overlaps("0.0.0.0", "127.0.0.11") and overlaps("127.0.0.11", "::")
