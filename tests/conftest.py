@@ -61,8 +61,8 @@ def run_module(capsys):
 LONGEST_FIRST = (
     # seconds on a fresh clone with four workers (the 25 min 3 s run of 2026-11-30), or estimates
     "integration/test_safety_net.py",  # (about 900: the failure at each step, the rollbacks)
-    "integration/test_fleet_faults.py",  # (estimate 700: a fleet of 5 SSH hosts, a first deploy, 4 faulty ones)
-    "integration/test_fleet.py",  # (estimate 600: a fleet of 5 SSH hosts, two deploys under load, the verbs)
+    "integration/test_fleet.py",  # (670 on the 34 min 43 s run: a fleet of 5 SSH hosts, two deploys under load, the verbs)
+    "integration/test_fleet_faults.py",  # (597: a fleet of 5 SSH hosts, a first deploy, 4 faulty ones)
     "integration/test_overlaps_and_hooks.py",  # (about 700: secrets, overlapping deploys, hooks, on a deployment of its own)
     "integration/test_validation.py",  # (about 570)
     "integration/test_daily_verbs.py",  # (about 490)
