@@ -63,7 +63,6 @@ REASON_CODES = {
 }
 # smart-deploy's own failure (the driver broke): not a code of REASON_CODES, so smart_deploy_accept never takes it
 DEFECT_CODE = "smart-deploy-defect"
-DEFECT_MEANING = "smart-deploy itself failed (its driver broke, or its result could not be read): a defect of smart-deploy, never accepted"
 NOT_REACHED_NAMED = 3  # migrations named in "N more migrations were not reached: a, b, c..."
 DUPLICATE_OBJECT = ("42P07", "42701", "42710")
 MISSING_OBJECT = ("42P01", "42703", "42704")
