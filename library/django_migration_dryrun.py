@@ -193,6 +193,7 @@ from ansible.module_utils.smart_deploy.scratch import (
     scratch_limits,
     sweep,
 )
+from ansible.module_utils.smart_deploy.strategy import DEFECT_CODE
 
 EMPTY_STATE = {"applied": [], "applied_count": 0, "tables": {}, "foreign_keys": [], "database_bytes": 0}
 
@@ -320,8 +321,13 @@ def rehearse(module, docker, params, report, production):
                 limits=oneoff_limits(params),
             )  # fmt: skip
         except DriverError as exc:
-            report["errors"].append("the rehearsal could not run: %s" % exc)
+            if exc.defect:  # smart-deploy's own failure: never the app's, never to be accepted
+                report["errors"].append({"code": DEFECT_CODE, "reason": "smart-deploy's driver broke during the rehearsal: %s" % exc})
+            else:
+                report["errors"].append("the rehearsal could not run: %s" % exc)
             report["driver_output"] = exc.output[-4000:]
+            if exc.traceback:
+                report["driver_traceback"] = exc.traceback
             return
         finally:
             timings["rehearse"] = round(time.monotonic() - started, 3)
@@ -390,6 +396,10 @@ def analyze_and_rehearse(module, docker, params, report):
             limits=oneoff_limits(params),
         )  # fmt: skip
     except DriverError as exc:
+        if exc.defect:
+            report["driver_traceback"] = exc.traceback
+            module.fail_json(msg="smart-deploy's driver broke while reading the migrations of image %s: %s" % (params["image"], exc),
+                             output=exc.output[-4000:], traceback=exc.traceback, report=report)  # fmt: skip
         module.fail_json(msg="could not read the migrations of image %s: %s" % (params["image"], exc), output=exc.output[-4000:],
                          report=report)  # fmt: skip
     report["timings"]["analyze"] = round(time.monotonic() - t0, 3)

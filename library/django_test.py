@@ -174,16 +174,16 @@ def suite_argv(docker: str, image: str, command: list, name: str, network: str, 
 
 def run_driver_suite(docker, params, scratch, name, python, args, project_dir):
     """The suite through the driver's ``test`` command (Django's runner on the overridden DATABASES);
-    (passed, output, counts)."""
+    (passed, output, counts, whether the driver itself broke - a defect of smart-deploy)."""
     try:
         result, output = run_driver(docker, params["image"], "test", scratch.env(full_env(params)), network=scratch.network, name=name,
                                     labels=dict(scratch.labels), python=python, project_dir=project_dir,
                                     input_data={"args": args}, timeout=params["timeout"], source=params["driver_source"],
                                     limits=oneoff_limits(params))  # fmt: skip
     except DriverError as exc:
-        output = "\n".join(part for part in (without_result(exc.output), str(exc), exc.result.get("traceback", "")) if part)
-        return False, output, {}
-    return bool(result.get("passed")), without_result(output), result.get("counts") or {}
+        output = "\n".join(part for part in (without_result(exc.output), str(exc), exc.traceback) if part)
+        return False, output, {}, exc.defect
+    return bool(result.get("passed")), without_result(output), result.get("counts") or {}, False
 
 
 def without_result(output):
@@ -192,7 +192,7 @@ def without_result(output):
 
 
 def run_suite(docker, params, scratch, name, tmpdir):
-    """Start the scratch database and run the suite against it in container ``name``; (passed, output, counts).
+    """Start the scratch database and run the suite against it in container ``name``; (passed, output, counts, defect).
     Removes nothing: the caller does, on every path."""
     scratch.start()
     driver = driver_test_args(params["command"], params["project_dir"])
@@ -205,14 +205,14 @@ def run_suite(docker, params, scratch, name, tmpdir):
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=params["timeout"], check=False)
     except subprocess.TimeoutExpired:
-        return False, "the test suite did not finish within %d s" % params["timeout"], {}
+        return False, "the test suite did not finish within %d s" % params["timeout"], {}, False
     output = (proc.stdout + "\n" + proc.stderr).strip()
     if proc.returncode == 137:
         output += (
             "\n(exit 137: the test container was killed, perhaps for using more than its memory limit, oneoff_memory=%s)"
             % (params["oneoff_memory"])
         )
-    return proc.returncode == 0, output, {}
+    return proc.returncode == 0, output, {}, False
 
 
 def main():
@@ -241,10 +241,10 @@ def main():
     scratch = Scratch(docker, params["app"], params["db_image"], purpose=PURPOSE, limits=scratch_limits(params))
     tmpdir = tempfile.mkdtemp(prefix="smart-deploy-tests-")
     name = oneoff_name("%s-%s" % (params["app"], PURPOSE))
-    output, passed, counts, started = "", False, {}, time.monotonic()
+    output, passed, counts, defect, started = "", False, {}, False, time.monotonic()
     try:
         with Heartbeat.from_params(params.get("lock")):
-            passed, output, counts = run_suite(docker, params, scratch, name, tmpdir)
+            passed, output, counts, defect = run_suite(docker, params, scratch, name, tmpdir)
     except (ScratchError, Interrupted) as exc:
         output = "could not run the tests: %s" % exc
     finally:
@@ -256,6 +256,9 @@ def main():
     tests = counts["tests"] if "tests" in counts else int(ran.group(1)) if ran else 0
     result = dict(changed=False, passed=passed, tests=tests, counts=counts, seconds=round(time.monotonic() - started, 2),
                   output=output[-6000:], scratch={"run_id": scratch.run_id, "left": left})  # fmt: skip
+    if defect:  # the driver broke: smart-deploy's failure, not the app's tests'
+        module.fail_json(msg="smart-deploy's driver broke while running the app's tests in image %s (a defect of smart-deploy, not "
+                         "of the app's tests): %s" % (params["image"], output[-3000:]), **result)  # fmt: skip
     if not passed:
         module.fail_json(msg="the app's tests failed in image %s: %s" % (params["image"], output[-1500:]), **result)
     module.exit_json(**result)

@@ -41,6 +41,7 @@ options:
         "Migration checks"). A reason with one of these codes does not abort; it is returned in C(accepted). The verdict is then
         V(fake) when every fake is proven, else V(normal). A code that did not occur is harmless (C(accepted_unused)).
       - A list, or one string of codes separated by commas. An unknown code fails the module.
+      - smart-deploy's own failure (C(smart-deploy-defect)) is not among these codes - it is never accepted.
     type: list
     elements: str
     default: []
@@ -126,6 +127,18 @@ abort_reasons:
   returned: always
   type: list
   elements: dict
+defect:
+  description:
+    - V(true) when a reason is smart-deploy's own failure (code C(smart-deploy-defect) - its driver broke, or its result
+      could not be read), which no O(accept) takes.
+  returned: always
+  type: bool
+abort_message:
+  description:
+    - What to stop with on V(abort) (empty otherwise) - every reason and the override for their codes, or, with
+      smart-deploy's own defect among them, that it is smart-deploy's defect (no override suggested).
+  returned: always
+  type: str
 accepted:
   description: Reasons that would have aborted but whose code was in O(accept), each with its C(code) and C(reason) text.
   returned: always

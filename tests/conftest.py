@@ -78,6 +78,7 @@ LONGEST_FIRST = (
     "molecule/test_default.py",  # (about 170)
     "integration/test_components.py",  # (about 120: one build of the notes image, the proxy, two role-level runs)
     "integration/test_dev_any_app.py",  # (about 100: one image build, one dev up/down)
+    "unit/test_driver_matrix.py",  # (about 100, 26 s of CPU; the first run about 120 more: six venvs from PyPI, then cached)
     "integration/test_app_tests_own_settings.py",  # (about 40)
     "lint/test_lint.py",  # (68)
 )

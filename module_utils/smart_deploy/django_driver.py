@@ -49,6 +49,25 @@ app's 'default'; any other alias is dropped (code that uses one fails instead of
 DATABASE_ROUTERS is emptied. After django.setup() the driver checks that Django's connection settings
 are still the chosen ones (an AppConfig.ready() could change them) and refuses to run otherwise. The
 result JSON says what was overridden under "database" (never the password).
+
+The settings module: DJANGO_SETTINGS_MODULE when set, else the one the project's manage.py names in its
+``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)`` (what ``manage.py`` would use), on every command.
+A settings module that cannot be found or imported is reported as such, naming the component key
+``settings_module`` that chooses it.
+
+Placeholders: the containers that never touch production (the analysis, the rehearsal, the app's tests,
+./deploy dev) get every name of the app's secret environment with a throwaway value made on the controller
+(``placeholder()``, the filter smart_deploy_placeholders): ``smart-deploy-placeholder-<name>``, or, for a
+secret shaped like a URL, a URL of the same scheme (nothing else of the secret). Before the settings import,
+the driver points each such URL at the database it points Django at (``point_placeholders()``): a
+PostgreSQL URL (postgres://, postgresql://, pgsql://...) at SMART_DEPLOY_DB_* exactly, any other scheme
+(redis://, amqp://, https://...) at that host, path /0, so that dj-database-url, django-environ's env.db() and
+env.cache() and DSN parsers accept them.
+
+Failures: every failure says whose it is ("origin"): "app" (PostgreSQL refused the SQL - a SQLSTATE -, or the
+app's code or settings raised) or "smart-deploy" (the driver itself broke: an exception raised in this file, or a
+database client error without a SQLSTATE while no code of the app was running); the latter carries its
+traceback, and smart-deploy reports it as its own defect, never as the app's (``failure_origin()``).
 """
 
 import contextlib
@@ -61,6 +80,7 @@ import time
 import traceback
 
 RESULT_MARK = "SMART_DEPLOY_RESULT="
+DEFECT_NOTE = " (a defect of smart-deploy's driver, not of the app: report it to smart-deploy with the traceback)"
 DUPLICATE_OBJECT = ("42P07", "42701", "42710")  # relation, column, object already exists
 MISSING_OBJECT = ("42P01", "42703", "42704")
 REFERENCE_DB = "smart_deploy_reference"
@@ -89,17 +109,15 @@ def setup_django(environ=None):
     docstring). Returns the override's summary (no password), or None when the app's own settings are
     used (SMART_DEPLOY_DB_NAME unset)."""
     environ = os.environ if environ is None else environ
-    project_dir = environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
-    if project_dir not in sys.path:
-        sys.path.insert(0, project_dir)
+    source = prepare_environment(environ)
     import django
 
+    before = import_settings(environ, source)  # imports the app's settings module; connects nowhere
     if not environ.get("SMART_DEPLOY_DB_NAME"):  # the app's own database settings, as before
         django.setup()
         return None
     from django.conf import settings
 
-    before = settings.DATABASES  # imports the app's settings module; connects nowhere
     databases = database_override(environ, before)
     wanted = copy.deepcopy(databases["default"])  # Django fills the dict in place; compare with a copy
     settings.DATABASES = databases
@@ -109,8 +127,126 @@ def setup_django(environ=None):
 
     wrong = override_mismatch(wanted, connections.settings, router.routers)
     if wrong:
-        raise RuntimeError("the database override did not hold after django.setup(): %s" % wrong)
+        raise AppProblem("the database override did not hold after django.setup(): %s" % wrong)
     return override_summary(before, databases)
+
+
+class AppProblem(Exception):
+    """A problem of the app or its configuration found by the driver (not a defect of smart-deploy)."""
+
+
+SETTINGS_KEY = "smart_deploy_components.<the Django component>.settings_module"
+
+
+def prepare_environment(environ):
+    """What every command does before Django: the project folder first on sys.path, the settings module
+    found the way manage.py finds it, the URL placeholders pointed at the driver's database. Returns where
+    the settings module's name came from (for messages)."""
+    project_dir = environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
+    source = "DJANGO_SETTINGS_MODULE"
+    if not environ.get("DJANGO_SETTINGS_MODULE"):
+        manage_py = os.path.join(project_dir, "manage.py")
+        found = None
+        if os.path.exists(manage_py):
+            with open(manage_py, encoding="utf-8", errors="replace") as handle:
+                found = settings_module_in(handle.read())
+        if found:
+            environ["DJANGO_SETTINGS_MODULE"] = found  # child processes (runserver's autoreloader) inherit it
+            source = "%s's default" % manage_py
+        else:
+            source = "none: DJANGO_SETTINGS_MODULE is not set and %s names none" % (
+                manage_py if os.path.exists(manage_py) else "there is no %s that" % manage_py)  # fmt: skip
+    environ.update(point_placeholders(environ))
+    return source
+
+
+def import_settings(environ, source):
+    """The app's settings.DATABASES, importing its settings module; an AppProblem naming the settings module,
+    where its name came from and the key that chooses it when that fails."""
+    from django.conf import settings
+
+    try:
+        return settings.DATABASES
+    except Exception as exc:
+        raise AppProblem(settings_problem(exc, environ.get("DJANGO_SETTINGS_MODULE"), source)) from exc
+
+
+def settings_problem(exc, module, source):
+    """Why the app's settings could not be used, in words, with the way to choose another settings module."""
+    fix = "set settings_module in the Django component's entry (%s) to the dotted path of the app's settings module" % SETTINGS_KEY
+    if not module:
+        return "Django's settings module is not known (%s): %s" % (source, fix)
+    missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    if missing and (module == missing or module.startswith(missing + ".")):
+        return "the settings module %s (from %s) cannot be imported: %s (the project folder is %s, on sys.path); %s" % (
+            module, source, error_message(exc), sys.path[0], fix)  # fmt: skip
+    return "the settings module %s (from %s) failed to import: %s. If %s is not the app's settings module, %s" % (
+        module, source, error_message(exc), module, fix)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Placeholders of the app's secrets (see the module's docstring)
+# --------------------------------------------------------------------------------------------------
+
+PLACEHOLDER = "smart-deploy-placeholder"
+URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+URL_PLACEHOLDER = re.compile(r"^([a-z][a-z0-9+.\-]*)://%s-([a-z0-9_]*)@[^/]*/[^/]*$" % PLACEHOLDER)
+
+
+def placeholder(name, value):
+    """The throwaway value that stands for the secret ``value`` of variable ``name`` where production's secrets
+    never go: ``smart-deploy-placeholder-<name>``, or for a URL ``<scheme>://smart-deploy-placeholder-<name>@localhost/0``
+    (the scheme is the only thing kept of the secret). The driver points URL placeholders at its database."""
+    label = "%s-%s" % (PLACEHOLDER, re.sub(r"[^a-z0-9_]", "_", str(name).lower()))
+    match = URL_SCHEME.match(str(value if value is not None else ""))
+    if match:
+        return "%s://%s@localhost/0" % (match.group(1).lower(), label)
+    return label
+
+
+def placeholders(secret_env):
+    """``{name: placeholder}`` for every name of the app's secret environment (``placeholder()``)."""
+    return {name: placeholder(name, value) for name, value in (secret_env or {}).items()}
+
+
+def postgresql_scheme(scheme):
+    """Whether a URL scheme names a PostgreSQL database (dj-database-url's and django-environ's names for it)."""
+    return "postg" in scheme or scheme in ("pgsql", "psql") or scheme.startswith("timescale")
+
+
+def url_part(text):
+    """``text`` quoted for a URL's user, password or path: every reserved character."""
+    from urllib.parse import quote
+
+    return quote(str(text), safe="")
+
+
+def point_placeholders(environ):
+    """``{name: URL}`` for the URL placeholders in ``environ``, pointed where the driver points Django (the
+    SMART_DEPLOY_DB_* values): a PostgreSQL URL at that database with its user and password, any other URL at
+    that host (path /0). Empty when SMART_DEPLOY_DB_NAME is unset (the app's own settings: nothing to point at)
+    or nothing is a URL placeholder. Applying it twice changes nothing more."""
+    if not environ.get("SMART_DEPLOY_DB_NAME"):
+        return {}
+    host = environ.get("SMART_DEPLOY_DB_HOST") or "localhost"
+    host = "[%s]" % host if ":" in host else host
+    port = (environ.get("SMART_DEPLOY_DB_PORT") or "").strip()
+    user, password = environ.get("SMART_DEPLOY_DB_USER") or "", environ.get(DB_PASSWORD_ENV) or ""
+    pointed = {}
+    for name, value in environ.items():
+        match = URL_PLACEHOLDER.match(value or "")
+        if not match:
+            continue
+        scheme, label = match.groups()
+        if postgresql_scheme(scheme):
+            login = url_part(user) + (":" + url_part(password) if password else "")
+            pointed[name] = "%s://%s%s%s/%s" % (scheme, login + "@" if login else "", host, ":" + port if port else "",
+                                                url_part(environ["SMART_DEPLOY_DB_NAME"]))  # fmt: skip
+        else:
+            pointed[name] = "%s://%s-%s@%s/0" % (scheme, PLACEHOLDER, label, host)
+    return pointed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,6 +368,61 @@ def sqlstate(exc):
 
 def error_message(exc):
     return ("%s: %s" % (type(exc).__name__, str(exc).strip())).strip()
+
+
+APP, SMART_DEPLOY = "app", "smart-deploy"
+CLIENT_ERRORS = ("InterfaceError", "ProgrammingError")  # the database client used wrongly (DB-API names)
+
+
+def exception_chain(exc):
+    seen = []
+    while exc is not None and all(exc is not other for other in seen):
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def failure_origin(exc, driver_file=None, library_dirs=None):
+    """Whose failure ``exc`` is: APP or SMART_DEPLOY (see the module's docstring).
+
+    - a problem the driver found in the app or its configuration (AppProblem), or a SQLSTATE (PostgreSQL
+      refused the SQL): the app's;
+    - raised in this file (the driver's own code broke): smart-deploy's;
+    - an InterfaceError or ProgrammingError without a SQLSTATE (the database client used wrongly) while no
+      code of the app ran (no frame outside the driver, the standard library and the installed packages):
+      smart-deploy's;
+    - anything else (the app's code, its settings, a migration of an installed package): the app's."""
+    if isinstance(exc, AppProblem) or sqlstate(exc):
+        return APP
+    driver_file = os.path.realpath(driver_file or __file__)
+    # a frame of Python code has its file's absolute path; compiled and frozen code do not (transform.pyx, <frozen ...>)
+    frames = [os.path.realpath(frame.filename) if os.path.isabs(frame.filename) else None
+              for frame in traceback.extract_tb(exc.__traceback__)]  # fmt: skip
+    if frames and frames[-1] == driver_file:
+        return SMART_DEPLOY
+    library_dirs = tuple(library_dirs) if library_dirs is not None else installed_code_dirs()
+    app_code = [f for f in frames if f and f != driver_file and not f.startswith(library_dirs)]
+    client_error = any(type(item).__name__ in CLIENT_ERRORS for item in exception_chain(exc))
+    return SMART_DEPLOY if client_error and not app_code else APP
+
+
+def installed_code_dirs():
+    """Folders of code that is not the app's: the standard library and the installed packages."""
+    import sysconfig
+
+    paths = {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths |= {path for path in sys.path if path.rstrip("/").endswith(("site-packages", "dist-packages"))}
+    return tuple(os.path.realpath(path).rstrip(os.sep) + os.sep for path in paths if path)
+
+
+def failure(exc):
+    """What the result says of a failure: its message and SQLSTATE, whose it is, and smart-deploy's traceback
+    when it is smart-deploy's."""
+    origin = failure_origin(exc)
+    found = {"sqlstate": sqlstate(exc), "message": error_message(exc), "type": type(exc).__name__, "origin": origin}
+    if origin == SMART_DEPLOY:
+        found["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=30))[-12000:]
+    return found
 
 
 def quote_ident(name):
@@ -720,7 +911,13 @@ def command_analyze(data):
 
 
 class StatementLog:
-    """Records every statement a connection runs (text, start, duration) while active."""
+    """Records every statement a connection runs (text, start, duration) while active.
+
+    The text is what Django's own debug cursor logs: ``connection.ops.last_executed_query()``, which reads the
+    query psycopg2 merged (``cursor.query``) or psycopg 3 sent (``cursor._query``), or composes it on a cursor
+    of its own (psycopg 3 with server-side binding; Django 4.2 always) - never ``cursor.mogrify()`` on the
+    statement's own cursor, which in psycopg 3 replaces the cursor's result (Django's next fetch then fails
+    with "result not set")."""
 
     def __init__(self):
         self.statements = []
@@ -735,21 +932,27 @@ class StatementLog:
         try:
             return execute(sql, params, many, context)
         finally:
-            text = sql
-            try:
-                if params is not None and not many:
-                    text = context["cursor"].cursor.mogrify(sql, params)
-                    text = text.decode() if isinstance(text, bytes) else text
-            except Exception:  # mogrify is psycopg-specific; the raw text will do
-                text = sql
             if len(self.statements) < MAX_STATEMENTS:
                 self.statements.append(
                     {
-                        "sql": " ".join(str(text).split())[:2000],
+                        "sql": " ".join(str(statement_text(sql, params, many, context)).split())[:2000],
                         "at": round(started - self.origin, 4),
                         "seconds": round(time.monotonic() - started, 4),
                     }
                 )
+
+
+def statement_text(sql, params, many, context):
+    """The text of a statement as it ran, with its parameters merged, read the way Django's debug cursor reads
+    it (see StatementLog); the statement as written when that cannot be had (executemany, no parameters, or a
+    backend that cannot tell)."""
+    if params is None or many:
+        return sql
+    try:
+        text = context["connection"].ops.last_executed_query(context["cursor"].cursor, sql, params)
+    except Exception:  # a backend that cannot tell: the statement as written will do
+        return sql
+    return text if isinstance(text, str) and text else sql
 
 
 def table_description(connection, table):
@@ -861,6 +1064,7 @@ def offending_rows(connection, migration, exc_code, before_apps):
     """For data errors, count the rows that make the migration fail (duplicates, NULLs)."""
     from django.db import transaction
     from django.db.migrations import operations as ops
+    from django.db.models import NOT_PROVIDED
 
     found = []
     if exc_code not in ("23505", "23502"):
@@ -878,7 +1082,10 @@ def offending_rows(connection, migration, exc_code, before_apps):
         try:
             with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
                 if isinstance(operation, ops.AddField):
-                    if not operation.field.null and operation.field.default is None:
+                    field = operation.field  # no default of its own (None or NOT_PROVIDED), none in the database
+                    no_default = field.default is None or field.default is NOT_PROVIDED
+                    no_default = no_default and getattr(field, "db_default", NOT_PROVIDED) is NOT_PROVIDED
+                    if not field.null and no_default:
                         cursor.execute("SELECT count(*) FROM %s" % quote_ident(table))
                         found.append({"table": table, "column": column, "rows_without_value": cursor.fetchone()[0]})
                 elif exc_code == "23505" and operation.field.unique:
@@ -1045,11 +1252,15 @@ def command_rehearse(data):
             entry["outcome"] = "applied"
         except Exception as exc:  # every failure is evidence; the strategy decides what it means
             entry["seconds"] = round(time.monotonic() - started, 4)
-            entry["error"] = {"sqlstate": sqlstate(exc), "message": error_message(exc), "type": type(exc).__name__}
+            entry["error"] = failure(exc)
             entry["statements"] = annotate_statements(log.statements, existing_tables)
             if not migration.atomic:
                 entry["cleanup"] = clean_half_applied(connection, invalid_before)
             code = entry["error"]["sqlstate"]
+            if entry["error"]["origin"] == SMART_DEPLOY:  # nothing to learn from the copy: the driver broke
+                entry["outcome"] = "failed"
+                failed = True
+                continue
             if code in DUPLICATE_OBJECT and migration.atomic and description.get("schema_creating_only"):
                 try:
                     proof = prove_fake(connection, migration, description, (migration.app_label, migration.name))
@@ -1191,10 +1402,11 @@ def command_apply(data):
                     continue
                 done = len(result["applied"]) + len(result["faked"])
                 failed_key = keys[done] if done < len(keys) else None
-                result["failed"] = {"migration": failed_key, "sqlstate": code, "message": error_message(exc),
-                                    "seconds": round(time.monotonic() - started, 4), "rolled_back": batch}  # fmt: skip
-                result["errors"].append("%s failed: %s%s" % (failed_key, error_message(exc),
-                                        " (the whole batch was rolled back)" if batch else ""))  # fmt: skip
+                result["failed"] = dict(failure(exc), migration=failed_key, seconds=round(time.monotonic() - started, 4),
+                                        rolled_back=batch)  # fmt: skip
+                result["errors"].append("%s failed: %s%s%s" % (failed_key, error_message(exc),
+                                        " (the whole batch was rolled back)" if batch else "",
+                                        DEFECT_NOTE if result["failed"]["origin"] == SMART_DEPLOY else ""))  # fmt: skip
                 return result
             finally:
                 set_lock_timeout(connection, None)
@@ -1366,26 +1578,19 @@ def command_manage(args, environ=None):
     the override from SMART_DEPLOY_DB_* again. A check right after django.setup(), before any connection,
     refuses to go on when the app's start-up (an AppConfig.ready()) changed the connection settings back
     (under runserver the autoreloader shows the error and keeps watching the code).
-    The settings module: DJANGO_SETTINGS_MODULE, else the one the project's manage.py names."""
+    The settings module: DJANGO_SETTINGS_MODULE, else the one the project's manage.py names; the URL
+    placeholders pointed at the database (prepare_environment)."""
     environ = os.environ if environ is None else environ
-    project_dir = environ.get("SMART_DEPLOY_PROJECT_DIR") or os.getcwd()
-    if project_dir not in sys.path:
-        sys.path.insert(0, project_dir)
-    if not environ.get("DJANGO_SETTINGS_MODULE"):
-        manage_py = os.path.join(project_dir, "manage.py")
-        if os.path.exists(manage_py):
-            with open(manage_py, encoding="utf-8", errors="replace") as handle:
-                found = settings_module_in(handle.read())
-            if found:
-                environ["DJANGO_SETTINGS_MODULE"] = found  # the autoreloader's child inherits it
-    if environ.get("SMART_DEPLOY_DB_NAME"):
+    source = prepare_environment(environ)  # the autoreloader's child inherits what it sets
+    try:
+        app_databases = import_settings(environ, source)  # connects nowhere
+        databases = database_override(environ, app_databases)
+    except (ValueError, AppProblem) as exc:
+        sys.stderr.write("smart-deploy: %s\n" % exc)
+        return 2
+    if databases is not None:
         from django.conf import settings
 
-        try:
-            databases = database_override(environ, settings.DATABASES)  # imports the settings; connects nowhere
-        except ValueError as exc:
-            sys.stderr.write("smart-deploy: %s\n" % exc)
-            return 2
         wanted = copy.deepcopy(databases["default"])
         settings.DATABASES = databases
         settings.DATABASE_ROUTERS = []
@@ -1397,7 +1602,7 @@ def command_manage(args, environ=None):
 
             wrong = override_mismatch(wanted, connections.settings, router.routers)
             if wrong:
-                raise RuntimeError("the database override did not hold after django.setup(): %s" % wrong)
+                raise AppProblem("the database override did not hold after django.setup(): %s" % wrong)
 
         def setup_then_check(*args, **kwargs):  # Django's command line calls django.setup() by this name
             django_setup(*args, **kwargs)
@@ -1433,7 +1638,9 @@ def main(argv):
         if database is not None:
             result["database"] = database
     except Exception as exc:  # report every failure as data, the module decides
-        emit({"ok": False, "error": error_message(exc), "sqlstate": sqlstate(exc), "traceback": traceback.format_exc(limit=12)})
+        origin = failure_origin(exc)
+        emit({"ok": False, "error": error_message(exc) + (DEFECT_NOTE if origin == SMART_DEPLOY else ""), "sqlstate": sqlstate(exc),
+              "origin": origin, "traceback": traceback.format_exc(limit=30)})  # fmt: skip
         return 2
     result["ok"] = True
     emit(result)

@@ -25,10 +25,20 @@ SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4
 
 
 class DriverError(Exception):
-    def __init__(self, message, result=None, output=""):
+    """The driver did not do its command. ``origin`` says whose failure it is: "app" (the app's code, settings
+    or data), "smart-deploy" (the driver broke, or printed a result that cannot be read: a defect of
+    smart-deploy) or None (unknown: no result, e.g. the container was killed); ``traceback`` is the driver's."""
+
+    def __init__(self, message, result=None, output="", origin=None):
         super().__init__(message)
         self.result = result or {}
         self.output = output
+        self.origin = origin or self.result.get("origin")
+        self.traceback = self.result.get("traceback", "")
+
+    @property
+    def defect(self) -> bool:
+        return self.origin == django_driver.SMART_DEPLOY
 
 
 def driver_source() -> str:
@@ -37,10 +47,19 @@ def driver_source() -> str:
 
 
 def parse_result(stdout: str):
-    """The driver's JSON result line, or None when it printed none."""
+    """The driver's JSON result line, or None when it printed none; a DriverError of smart-deploy's own (a defect)
+    when the line is there but is not a JSON object."""
     for line in reversed(stdout.splitlines()):
         if line.startswith(django_driver.RESULT_MARK):
-            return json.loads(line[len(django_driver.RESULT_MARK) :])
+            try:
+                result = json.loads(line[len(django_driver.RESULT_MARK) :])
+            except ValueError as exc:
+                result = exc
+            if not isinstance(result, dict):
+                raise DriverError("the driver's result line cannot be read (%s)%s" % (
+                    result if isinstance(result, ValueError) else "not a JSON object", django_driver.DEFECT_NOTE),
+                    output=stdout[-4000:], origin=django_driver.SMART_DEPLOY)  # fmt: skip
+            return result
     return None
 
 

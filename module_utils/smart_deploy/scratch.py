@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 
+from ansible.module_utils.smart_deploy.django_driver import point_placeholders
 from ansible.module_utils.smart_deploy.oneoff import Limits, limit_args, parse_size, write_env_file
 
 SCRATCH_LABEL = "smart-deploy.scratch"
@@ -170,7 +171,8 @@ class Scratch:
     def env(self, base_env):
         """The app's environment, pointed at the scratch database: SMART_DEPLOY_DB_* for the driver (which
         overrides the app's DATABASES with them, whatever names its settings read), and POSTGRES_* and
-        DATABASE_URL for settings that read those (the shop's)."""
+        DATABASE_URL for settings that read those (the shop's); the URL placeholders of the app's secrets
+        pointed at it too (the driver would do it, a test command other than Django's does not run the driver)."""
         env = dict(base_env or {})
         env.update(driver_db_env(self.container, "5432", self.database, self.user, self.password))
         env.update(
@@ -181,6 +183,7 @@ class Scratch:
             POSTGRES_PASSWORD=self.password,
             DATABASE_URL="postgres://%s:%s@%s:5432/%s" % (self.user, self.password, self.container, self.database),
         )
+        env.update(point_placeholders(env))
         return env
 
     def disk_bytes(self):

@@ -19,6 +19,12 @@ Missing migrations (model changes with no migration, what ``makemigrations --che
 classified by the driver with the SQL ``sqlmigrate`` would print for the migrations makemigrations
 would write: state-only ones (no SQL) are warnings, never aborts; SQL-changing ones abort naming the SQL.
 
+smart-deploy's own failures (its driver broke - the driver says whose a failure is, ``origin`` - or its result could
+not be read) have the code DEFECT_CODE: never a reason of the app's, never accepted, whatever ``accept`` says (it is
+not among the codes ``smart_deploy_accept`` takes); ``defect`` says whether one occurred (``abort_message`` then
+sends the user to smart-deploy's traceback rather than to an override). The migrations not reached after a failure
+are counted in that failure's reason, not listed one reason each.
+
 Breaking operations (``compat.py``: what the old release cannot live with while old and new code run side by
 side) are listed in ``breaking``, never an abort reason: the rolling gate decides on them (``compat.gate``);
 ``backward_compatible`` says whether there are none (and none that could not be read).
@@ -55,6 +61,9 @@ REASON_CODES = {
     "pending-after-rehearsal": "migrate --check still finds pending migrations on the copy after the rehearsal",
     "abort-on-warning": "a warning whose rule is listed in migration_validation_abort_on showed up",
 }
+# smart-deploy's own failure (the driver broke): not a code of REASON_CODES, so smart_deploy_accept never takes it
+DEFECT_CODE = "smart-deploy-defect"
+NOT_REACHED_NAMED = 3  # migrations named in "N more migrations were not reached: a, b, c..."
 DUPLICATE_OBJECT = ("42P07", "42701", "42710")
 MISSING_OBJECT = ("42P01", "42703", "42704")
 MAX_SQL_CHARS = 600
@@ -80,8 +89,15 @@ def error_text(text) -> str:
     return text.get("reason", "") if isinstance(text, dict) else str(text)
 
 
+def defect(entry: dict) -> bool:
+    """Whether a migration failed on the copy because smart-deploy's driver broke (the driver's ``origin``)."""
+    return (entry.get("error") or {}).get("origin") == "smart-deploy"
+
+
 def failure_code(entry: dict) -> str:
-    """The code of a migration that failed on the copy: the data problem found, else the schema's."""
+    """The code of a migration that failed on the copy: smart-deploy's defect, the data problem found, else the schema's."""
+    if defect(entry):
+        return DEFECT_CODE
     for rows in entry.get("offending_rows", []):
         if rows.get("duplicate_values"):
             return "duplicate-rows"
@@ -126,6 +142,12 @@ def missing_migration_findings(missing) -> tuple:
 
 def failure_reason(entry: dict) -> str:
     error = entry.get("error") or {}
+    if defect(entry):
+        return (
+            "%s failed on the copy because smart-deploy's driver broke, not because of the migration: %s (a defect of "
+            "smart-deploy: the driver's traceback is in the validation report)"
+            % (entry["migration"], redact_text(error.get("message", "?")))
+        )
     reason = "%s failed on the copy" % entry["migration"]
     if error.get("sqlstate"):
         reason += " with SQLSTATE %s" % error["sqlstate"]
@@ -193,14 +215,14 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
         elif copy.get("skipped"):
             rehearsed.append(("not-rehearsed", "the migrations were not rehearsed (%s)" % copy.get("why", "no copy")))
         else:
-            first_failure = None
+            first_failure, not_reached = None, []
             for key in pending:
                 entry = outcomes.get(key)
                 if entry is None:
                     rehearsed.append(("migration-not-applied", "%s has no outcome in the rehearsal" % key))
                 elif entry.get("outcome") == "failed":
                     code = failure_code(entry)
-                    first_failure = first_failure or code
+                    first_failure = first_failure if first_failure is not None else len(rehearsed)
                     rehearsed.append((code, failure_reason(entry)))
                 elif entry.get("outcome") == "faked":
                     proof = entry.get("fake_proof") or {}
@@ -208,9 +230,16 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
                         faked.append(key)
                     else:
                         rehearsed.append(("fake-unproven", "%s was faked without a proof" % key))
+                elif entry.get("outcome", "not reached") == "not reached":
+                    not_reached.append(key)
                 elif entry.get("outcome") != "applied":
-                    # not reached after a failure: part of that failure, accepted with it
-                    rehearsed.append((first_failure or "migration-not-applied", "%s was %s" % (key, entry.get("outcome", "not reached"))))
+                    rehearsed.append(("migration-not-applied", "%s was %s" % (key, entry["outcome"])))
+            if not_reached and first_failure is not None:
+                # not reached after a failure: part of that failure (counted in its reason), accepted with it
+                code, text = rehearsed[first_failure]
+                rehearsed[first_failure] = (code, "%s; %s" % (text, not_reached_text(not_reached)))
+            elif not_reached:
+                rehearsed.append(("migration-not-applied", not_reached_text(not_reached)))
             post = report.get("post_check") or {}
             if not rehearsed and not post.get("ok", False):
                 rehearsed.append(("pending-after-rehearsal", "migrations still pending on the copy after the rehearsal: %s"
@@ -222,6 +251,7 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
     blocking = [] if emergency else [w for w in warnings if w.get("rule") in set(abort_on)]
     for warning in blocking:
         reasons.append(("abort-on-warning", "warning %s is set to abort: %s" % (warning["rule"], warning["message"])))
+    accept.discard(DEFECT_CODE)  # smart-deploy's defect is never the user's to accept
     accepted = [{"code": code, "reason": text} for code, text in reasons if code in accept]
     refused = [(code, text) for code, text in reasons if code not in accept]
     if refused:
@@ -232,6 +262,8 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
         strategy = NORMAL
     result = verdict(strategy, pending, faked, [text for _code, text in refused], warnings)
     result["abort_reasons"] = [{"code": code, "reason": text} for code, text in refused]
+    result["defect"] = any(code == DEFECT_CODE for code, _text in refused)
+    result["abort_message"] = abort_message(result["abort_reasons"]) if refused else ""
     result["accepted"] = accepted
     result["accepted_unused"] = sorted(accept - {item["code"] for item in accepted})
     # what the old release cannot live with (compat.py): refused by the rolling gate, and what a failed roll
@@ -241,6 +273,30 @@ def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool
     result["breaking_unchecked"] = unchecked
     result["backward_compatible"] = not breaking and not unchecked
     return result
+
+
+def not_reached_text(keys) -> str:
+    """``N more migrations were not reached: a, b, c and M more`` (a count, a few names: never a list of hundreds)."""
+    named = ", ".join(keys[:NOT_REACHED_NAMED]) + (
+        " and %d more" % (len(keys) - NOT_REACHED_NAMED) if len(keys) > NOT_REACHED_NAMED else ""
+    )
+    return "%d more migration%s %s not reached: %s" % (len(keys), "" if len(keys) == 1 else "s", "was" if len(keys) == 1 else "were", named)
+
+
+def abort_message(abort_reasons) -> str:
+    """What the run says when it stops on an abort verdict (``abort_reasons``: [{code, reason}]). With smart-deploy's
+    own defect among them: that it is smart-deploy's, where its traceback is, and no override (the verdict could
+    not be reached; accepting would go on blind); otherwise every reason and the override for their codes."""
+    reasons = "; ".join("%s: %s" % (item["code"], item["reason"]) for item in abort_reasons)
+    if any(item["code"] == DEFECT_CODE for item in abort_reasons):
+        return ("Migration validation could not reach a verdict because smart-deploy itself failed (a defect of smart-deploy, "
+                "not of your app or its migrations): %s. Nothing was changed. Please report it to smart-deploy with the driver's "
+                "traceback from the validation report; it cannot be accepted with smart_deploy_accept." % reasons)  # fmt: skip
+    codes = []
+    for item in abort_reasons:
+        if item["code"] not in codes:
+            codes.append(item["code"])
+    return "Migration validation says abort: %s (to go through, after reading them: -e smart_deploy_accept=%s)" % (reasons, ",".join(codes))
 
 
 def verdict(strategy, pending, faked, reasons, warnings) -> dict:

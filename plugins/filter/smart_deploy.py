@@ -16,6 +16,12 @@ _spec = importlib.util.spec_from_file_location(
 )
 _redact = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_redact)
+# the placeholders of the app's secrets are made and read by the driver's own code (standard library only)
+_spec = importlib.util.spec_from_file_location(
+    "smart_deploy_driver", Path(__file__).resolve().parents[2] / "module_utils" / "smart_deploy" / "django_driver.py"
+)
+_driver = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_driver)
 
 MASK = "********"
 
@@ -72,10 +78,27 @@ def smart_deploy_redact(value):
     return _redact.redact(value)
 
 
+def smart_deploy_placeholders(secret_env):
+    """``{name: throwaway value}`` for every name of the app's secret environment, for the containers that never
+    touch production: ``smart-deploy-placeholder-<name>``, or for a secret shaped like a URL
+    (``scheme://...``) a URL of the same scheme, ``<scheme>://smart-deploy-placeholder-<name>@localhost/0``, which
+    smart-deploy's driver points at the database it points Django at. Nothing of a secret but its URL scheme
+    is kept. A value that cannot be rendered here (a variable that is not defined, a vault that is not open) gets the
+    plain placeholder: only the names are needed then, as before."""
+    values = {}
+    for name in secret_env or {}:
+        try:
+            values[name] = secret_env[name]
+        except Exception:  # Ansible renders each value when it is read; an undefined one is no reason to stop
+            values[name] = None
+    return _driver.placeholders(values)
+
+
 class FilterModule:
     def filters(self):
         return {
             "smart_deploy_urlquote": smart_deploy_urlquote,
             "smart_deploy_mask": smart_deploy_mask,
             "smart_deploy_redact": smart_deploy_redact,
+            "smart_deploy_placeholders": smart_deploy_placeholders,
         }

@@ -106,13 +106,16 @@ def test_dev_stack_of_an_app_with_its_own_database_names_serves_from_the_dev_dat
     assert_ok(notes.dev())
 
     # The app's own variables point at the production database container, which does not exist here, and no
-    # secret of the deployment reaches the dev container: only the driver's override can reach a database.
+    # secret of the deployment reaches the dev container (its secret names hold placeholders): only the driver's
+    # override can reach a database.
     web = "%s-dev-web" % notes.name
     env = dict(line.split("=", 1) for line in json.loads(run(["docker", "inspect", "-f", "{{json .Config.Env}}", web]).stdout))
     assert env["NOTES_DB_HOST"] == "%s-db" % notes.name
     assert run(["docker", "inspect", "%s-db" % notes.name]).returncode != 0
     assert env["SMART_DEPLOY_DB_HOST"] == "%s-dev-db" % notes.name and env["SMART_DEPLOY_DB_NAME"] == "dev"
-    assert not {"POSTGRES_HOST", "DATABASE_URL", "NOTES_DB_PASSWORD", "NOTES_SECRET_KEY"} & set(env)
+    assert not {"POSTGRES_HOST", "DATABASE_URL"} & set(env)
+    assert (env["NOTES_DB_PASSWORD"], env["NOTES_SECRET_KEY"]) == ("smart-deploy-placeholder-notes_db_password",
+                                                                   "smart-deploy-placeholder-notes_secret_key")  # fmt: skip
     assert notes.db_password not in json.dumps(env) and notes.secret_key not in json.dumps(env)
 
     status, health = notes.http("/healthz")

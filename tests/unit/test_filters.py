@@ -47,3 +47,49 @@ def test_redact_hides_row_values_of_a_failure_and_is_a_filter_of_the_module():
         "Apply the migrations: IntegrityError (DETAIL:  Key (sku)=(\u2026) already exists.)"
     )
     assert filters.FilterModule().filters()["smart_deploy_redact"] is filters.smart_deploy_redact
+
+
+PLACEHOLDER_PLAY = """\
+- hosts: localhost
+  gather_facts: false
+  vars:
+    database_password: canary-pw
+    app_secret_env:
+      DATABASE_URL: "postgres://app:{{ database_password }}@db:5432/app"
+      CACHE_URL: "redis://:canary-redis@redis:6379/1"
+      DJANGO_SECRET_KEY: canary-key
+      VAULTED_ELSEWHERE: "{{ a_variable_this_run_does_not_define }}"
+  tasks:
+    - name: The placeholders
+      ansible.builtin.copy:
+        content: "{{ app_secret_env | smart_deploy_placeholders | to_json }}"
+        dest: "{{ out }}"
+        mode: "0600"
+"""
+
+
+def test_placeholders_keep_only_the_scheme_and_need_no_value_that_cannot_be_rendered(tmp_path):
+    """As Ansible runs the filter (the role default smart_deploy_offline_secret_env): a value that cannot be rendered
+    here (a variable this run does not define, as the old names-only expression allowed) gets the plain placeholder."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "play.yml").write_text(PLACEHOLDER_PLAY)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", SMART_DEPLOY_LOG_DIR=str(tmp_path / "logs"))
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", "ansible_python_interpreter=" + sys.executable, "-e", "out=%s" % (tmp_path / "out.json"), str(tmp_path / "play.yml")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert json.loads((tmp_path / "out.json").read_text()) == {
+        "DATABASE_URL": "postgres://smart-deploy-placeholder-database_url@localhost/0",
+        "CACHE_URL": "redis://smart-deploy-placeholder-cache_url@localhost/0",
+        "DJANGO_SECRET_KEY": "smart-deploy-placeholder-django_secret_key",
+        "VAULTED_ELSEWHERE": "smart-deploy-placeholder-vaulted_elsewhere",
+    }
+    assert "canary" not in done.stdout + done.stderr
+    assert filters.FilterModule().filters()["smart_deploy_placeholders"] is filters.smart_deploy_placeholders

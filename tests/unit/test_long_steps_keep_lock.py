@@ -66,7 +66,7 @@ def test_django_test_keeps_the_lock_fresh_while_the_suite_runs(tmp_path, monkeyp
     path, seen = held_lock(tmp_path), []
     module = load_module("django_test")
     monkeypatch.setattr(module, "Scratch", FakeScratch)
-    monkeypatch.setattr(module, "run_suite", lambda *a: (long_step(path, seen), (True, "Ran 3 tests", {}))[1])
+    monkeypatch.setattr(module, "run_suite", lambda *a: (long_step(path, seen), (True, "Ran 3 tests", {}, False))[1])
     result = run_main(module, {"image": "shop-backend:r2", "app": "shop", "docker_cli": "true", "lock": lock_option(path)}, capsys)
     assert_kept_fresh(result, seen)
     assert result["tests"] == 3

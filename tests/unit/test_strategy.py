@@ -1,7 +1,7 @@
 """normal / fake / abort from rehearsal reports, without Ansible, Docker or Django."""
 
 import pytest
-from ansible.module_utils.smart_deploy.strategy import ABORT, FAKE, NORMAL, decide
+from ansible.module_utils.smart_deploy.strategy import ABORT, DEFECT_CODE, FAKE, NORMAL, REASON_CODES, decide
 
 
 def report(*migrations, pending=None, errors=(), prechecks_errors=(), post_ok=True, copy=None, warnings=()):
@@ -188,7 +188,8 @@ def test_every_code_is_known_to_the_input_check_and_documented():
 
 def test_a_migration_not_reached_after_a_failure_shares_the_failures_code():
     verdict = decide(report(applied("a.0001"), duplicates(), {"migration": "cart.0003", "outcome": "not reached"}))
-    assert codes(verdict) == ["duplicate-rows", "duplicate-rows"]
+    assert codes(verdict) == ["duplicate-rows"]
+    assert verdict["reasons"][0].endswith("; 1 more migration was not reached: cart.0003")
     through = decide(
         report(applied("a.0001"), duplicates(), {"migration": "cart.0003", "outcome": "not reached"}), accept=["duplicate-rows"]
     )
@@ -285,3 +286,73 @@ def test_a_long_sql_is_cut_in_the_reason():
     base["prechecks"]["missing_migrations"] = [{"migration": "t.0002", "kind": "sql", "sql": statements, "operations": []}]
     reason = decide(base)["reasons"][0]
     assert len(reason) < 800 and reason.endswith("(100 statements)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Messages: the migrations not reached are counted; smart-deploy's own defect is never the app's
+# --------------------------------------------------------------------------------------------------
+
+
+def not_reached(key):
+    return {"migration": key, "outcome": "not reached"}
+
+
+def test_hundreds_of_migrations_not_reached_make_one_short_reason():
+    later = ["app%03d.0001_initial" % n for n in range(229)]
+    verdict = decide(report(failed("contenttypes.0001_initial", sqlstate="42P01"), *map(not_reached, later)))
+    assert codes(verdict) == ["schema-drift"] and len(verdict["reasons"]) == 1
+    assert verdict["reasons"][0].endswith(
+        "; 229 more migrations were not reached: app000.0001_initial, app001.0001_initial, app002.0001_initial and 226 more"
+    )
+    assert len(verdict["abort_message"]) < 500 and "-e smart_deploy_accept=schema-drift" in verdict["abort_message"]
+
+
+def test_migrations_not_reached_without_a_failure_are_counted_as_not_applied():
+    verdict = decide(report(applied("a.0001"), not_reached("a.0002"), not_reached("a.0003")))
+    assert codes(verdict) == ["migration-not-applied"]
+    assert verdict["reasons"] == ["2 more migrations were not reached: a.0002, a.0003"]
+
+
+def with_origin(entry, origin):
+    entry["error"]["origin"] = origin  # the driver says whose a failure is
+    return entry
+
+
+def test_a_failure_of_smart_deploys_driver_is_its_own_defect_and_never_accepted():
+    entry = with_origin(failed("contenttypes.0001_initial", sqlstate=None, message="InterfaceError: result not set"), "smart-deploy")
+    verdict = decide(report(entry, not_reached("a.0001")), accept=["migration-failed", "rehearsal-failed", DEFECT_CODE])
+    assert verdict["strategy"] == ABORT and verdict["defect"] and codes(verdict) == [DEFECT_CODE] and verdict["accepted"] == []
+    assert verdict["reasons"][0] == (
+        "contenttypes.0001_initial failed on the copy because smart-deploy's driver broke, not because of the migration: "
+        "InterfaceError: result not set (a defect of smart-deploy: the driver's traceback is in the validation report); "
+        "1 more migration was not reached: a.0001"
+    )
+    message = verdict["abort_message"]
+    assert "smart-deploy itself failed (a defect of smart-deploy, not of your app" in message
+    assert "smart_deploy_accept=" not in message and "cannot be accepted" in message
+
+
+def test_the_app_failing_is_not_a_defect_and_its_message_offers_the_override():
+    verdict = decide(report(with_origin(failed("a.0002", sqlstate="P0001", message="raised by the migration"), "app")))
+    assert codes(verdict) == ["migration-failed"] and not verdict["defect"]
+    assert verdict["abort_message"].startswith("Migration validation says abort: migration-failed: a.0002 failed on the copy")
+    assert verdict["abort_message"].endswith("(to go through, after reading them: -e smart_deploy_accept=migration-failed)")
+
+
+def test_the_rehearsal_modules_defect_error_keeps_its_code_beside_the_apps_reasons():
+    """django_migration_dryrun reports a driver that broke as {code: smart-deploy-defect, reason}."""
+    broken = {"code": DEFECT_CODE, "reason": "smart-deploy's driver broke during the rehearsal: AttributeError: x"}
+    verdict = decide(report(errors=[broken, "the rehearsal could not run: boom"]), accept=["rehearsal-failed"])
+    assert codes(verdict) == [DEFECT_CODE] and verdict["defect"] and [a["code"] for a in verdict["accepted"]] == ["rehearsal-failed"]
+    assert "smart_deploy_accept=" not in verdict["abort_message"]
+    assert decide(report(applied("a.0001")))["abort_message"] == ""
+
+
+def test_the_defect_code_is_not_one_smart_deploy_accept_takes_and_is_documented():
+    from ansible.module_utils.smart_deploy.inputs import ACCEPT_CODES, accept_problems
+
+    from tests.conftest import ROOT
+
+    assert DEFECT_CODE not in REASON_CODES and DEFECT_CODE not in ACCEPT_CODES
+    assert "unknown abort reason code 'smart-deploy-defect'" in accept_problems([DEFECT_CODE])[0]
+    assert "| `%s` |" % DEFECT_CODE in (ROOT / "README.md").read_text()
