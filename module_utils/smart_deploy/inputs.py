@@ -525,7 +525,8 @@ def route_problems(routes: Any, components: Any) -> List[str]:
             problems.append("%s.path '%s' is routed twice" % (where, path))
         else:
             seen.add(path)
-        if isinstance(components, dict) and isinstance(components.get(component), dict) and "command" in components[component]:
+        target = components.get(component) if isinstance(components, dict) and isinstance(component, str) else None
+        if isinstance(target, dict) and "command" in target and "port" not in target:
             problems.append("%s.component %r is a worker (it runs a command, with no port): workers get no traffic, route to a "
                             "component with a port (%s)" % (where, component, ", ".join(served or [])))  # fmt: skip
         elif served is not None and component not in served:

@@ -59,6 +59,52 @@ def wait_for(condition, seconds=20):
     return condition()
 
 
+# --- the health gate of workers, on containers of the base image (no deployment) ---------------------------
+BASE_IMAGE = "python:3.11-slim-bookworm"
+
+
+@pytest.fixture
+def container(request):
+    """Start a container of the base image running ``sh -c <script>``; removed afterwards."""
+    started = []
+
+    def start(script):
+        name = "sdwgate-%s-%d" % (request.node.name[-20:].strip("_[]").replace("[", "-"), len(started))
+        result = run(["docker", "run", "-d", "--name", name, "--label", "smart-deploy.test=workers", BASE_IMAGE, "sh", "-c", script])
+        assert result.returncode == 0, result.stderr
+        started.append(name)
+        return name
+
+    yield start
+    if started:
+        run(["docker", "rm", "-f", *started])
+
+
+def test_a_worker_that_exits_fails_the_gate_at_once_with_its_last_log_lines_masked(run_module, container):
+    secret = "CanaryWorkerSecret-%d" % time.time_ns()
+    name = container("echo 'connecting to redis://:%s@broker:6379/0'; echo 'Error: broker refused'; sleep 1; exit 3" % secret)
+    result = run_module("container_health_gate", {"containers": [{"name": name, "settle": 30}], "wait_timeout": 60,
+                                                  "interval": 0.25, "mask_values": [secret]})  # fmt: skip
+    assert result["failed"] and not result["timed_out"] and result["waited"] < 10, result
+    assert "Container %s exited with code 3" % name in result["msg"]
+    assert "connecting to redis://:********@broker:6379/0" in result["msg"] and "Error: broker refused" in result["msg"]
+    assert secret not in repr(result)
+
+
+def test_a_worker_with_a_health_command_passes_when_it_exits_0_inside_it(run_module, container):
+    name = container("sleep 1; touch /tmp/ready; sleep 60")
+    result = run_module("container_health_gate", {"containers": [{"name": name, "command": ["sh", "-c", "test -f /tmp/ready"]}],
+                                                  "wait_timeout": 30, "interval": 0.25})  # fmt: skip
+    assert not result.get("failed"), result
+    assert result["containers"][0]["answer"] == "health command exited 0" and result["containers"][0]["seconds"] >= 1, result
+    never = container("sleep 60")
+    result = run_module("container_health_gate", {"containers": [{"name": never, "command": ["sh", "-c", "exit 4"]}],
+                                                  "wait_timeout": 2, "interval": 0.25})  # fmt: skip
+    assert result["failed"] and result["timed_out"]
+    assert "its health command has not exited 0 yet (last answer: health command exited 4)" in result["msg"], result["msg"]
+
+
+# --- one deployment, through the verbs ------------------------------------------------------------------------
 def test_the_first_deploy_runs_each_worker_with_its_replicas_from_the_one_django_image(app):
     entry = app.releases()["releases"][-1]
     assert entry["status"] == "live" and entry["built"] == ["backend"], entry["built"]
@@ -138,7 +184,7 @@ def test_logs_of_a_worker_show_every_replica(app):
     assert_ok(result)
     for name in names_of(app, "worker"):
         assert "(item=%s)" % name in result.stdout, result.stdout
-    assert "worker %s started" % app.r2 in result.stdout
+    assert "worker %s " % app.r2 in result.stdout
     assert "beat %s" % app.r2 not in result.stdout
 
 
@@ -152,9 +198,7 @@ def test_a_rollback_brings_the_previous_workers_back_and_keeps_the_uploads(app, 
         assert names_of(app, component) == first[component] and len(first[component]) == count
         assert all(app.r2 in name for name in app.containers(component, "exited"))
     assert app.http("/media/hello.txt") == (200, json.dumps({"kept": "across releases"}))
-    restarted = wait_for(
-        lambda: [line for line in app.worker_lines() if line[2] == app.r1 and line[3] == "started" and line[0] > wall]
-    )
+    restarted = wait_for(lambda: [line for line in app.worker_lines() if line[2] == app.r1 and line[3] == "started" and line[0] > wall])
     assert sorted(role for _, role, _, _ in restarted) == ["beat", "worker", "worker"]
     assert app.releases()["releases"][-1]["replicas"] == first
 

@@ -127,7 +127,9 @@ def add_uploads(deployment) -> None:
     dockerfile = deployment.source / "Dockerfile"
     text = dockerfile.read_text()
     assert "\nUSER notes\n" in text
-    dockerfile.write_text(text.replace("\nUSER notes\n", "\nRUN mkdir -p %s && chown notes:notes %s\nUSER notes\n" % (MEDIA_ROOT, MEDIA_ROOT), 1))
+    dockerfile.write_text(
+        text.replace("\nUSER notes\n", "\nRUN mkdir -p %s && chown notes:notes %s\nUSER notes\n" % (MEDIA_ROOT, MEDIA_ROOT), 1)
+    )
 
 
 def add_loop_worker(deployment) -> None:
@@ -204,8 +206,8 @@ class WorkersNotes(Notes):
 
     def containers(self, component: str, state: str = "running") -> list:
         """Names of this deployment's containers of ``component`` in ``state`` (running, exited ...)."""
-        result = run(["docker", "ps", "-a", "--filter", "label=smart-deploy.app=%s" % self.name, "--filter",
-                      "label=smart-deploy.component=%s" % component, "--filter", "status=%s" % state, "--format", "{{.Names}}"])  # fmt: skip
+        labels = ["--filter", "label=smart-deploy.app=%s" % self.name, "--filter", "label=smart-deploy.component=%s" % component]
+        result = run(["docker", "ps", "-a", *labels, "--filter", "status=%s" % state, "--format", "{{.Names}}"])
         return sorted(result.stdout.split())
 
     def volumes(self) -> list:
