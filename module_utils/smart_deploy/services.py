@@ -62,34 +62,51 @@ def normalise(components: Any, django: str) -> Dict[str, Dict[str, Any]]:
     volumes: [{name, target, read_only}], stop_signal, stop_timeout, health_command, settle}}``.
 
     ``image_of`` is the component whose image it runs (itself, or the Django component for a worker without
-    a context); ``stop_timeout`` and ``settle`` are None where the release role's defaults apply."""
+    a context); ``stop_timeout`` and ``settle`` are None where the release role's defaults apply.
+
+    Never raises: Ansible evaluates this while it checks the roles' argument specs, before smart-deploy's input
+    checks name what is wrong - a value that is not what it should be is left at its default here."""
     services = {}
-    for name, spec in (components or {}).items():
+    for name, spec in (components if isinstance(components, dict) else {}).items():
         if name == "proxy" or not isinstance(spec, dict):
             continue
         worker = is_worker(spec)
         builds = spec.get("context") not in (None, "")
-        port = spec.get("port")
-        volumes = [parse_volume(v) for v in spec.get("volumes") or []]
+        volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
         services[str(name)] = {
             "container": str(spec.get("container", name)),
-            "image_of": str(name) if builds else django,
+            "image_of": str(name) if builds else str(django),
             "builds": builds,
             "worker": worker,
-            "port": int(port) if port not in (None, "") else None,
-            "health_path": spec.get("health_path") or "",
+            "port": _number(spec.get("port"), int),
+            "health_path": str(spec.get("health_path") or ""),
             # the app's environment: the Django component and workers by default (a worker runs the app's code)
             "app_env": _truthy(spec.get("app_env", worker or name == django)),
-            "command": [str(arg) for arg in spec["command"]] if worker else None,
-            "replicas": int(spec.get("replicas", 1)) if worker else 1,
+            "command": _argv(spec["command"]) if worker else None,
+            "replicas": max(_number(spec.get("replicas", 1), int) or 1, 1) if worker else 1,
             "singleton": _truthy(spec.get("singleton", False)) if worker else False,
-            "volumes": [v for v in volumes if v],
+            "volumes": [v for v in map(parse_volume, volumes) if v],
             "stop_signal": str(spec.get("stop_signal") or ""),
-            "stop_timeout": int(spec["stop_timeout"]) if spec.get("stop_timeout") not in (None, "") else None,
-            "health_command": [str(arg) for arg in spec["health_command"]] if worker and spec.get("health_command") else None,
-            "settle": float(spec["settle"]) if worker and spec.get("settle") not in (None, "") else None,
+            "stop_timeout": _number(spec.get("stop_timeout"), int),
+            "health_command": (_argv(spec.get("health_command")) or None) if worker else None,
+            "settle": _number(spec.get("settle"), float) if worker else None,
         }
     return services
+
+
+def _number(value: Any, kind: type) -> Any:
+    """``value`` as an int or a float, None when it is not one (nothing, a boolean, a word)."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _argv(value: Any) -> List[str]:
+    """An argv as a list of strings ([] when it is not a list)."""
+    return [str(arg) for arg in value] if isinstance(value, list) else []
 
 
 def _truthy(value: Any) -> bool:

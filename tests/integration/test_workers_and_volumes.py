@@ -172,6 +172,28 @@ def test_a_release_starts_new_workers_and_stops_the_old_ones_gracefully(app, tim
     assert app.http("/media/hello.txt")[0] == 200
 
 
+def test_a_worker_that_exits_fails_the_deploy_at_once_and_the_release_keeps_running(app, timings):
+    """Only a worker's command changes (a run setting: same release, nothing built, no database step): its new
+    containers exit, the gate fails at once with their last log lines, and the automatic rollback leaves the live
+    release's containers - web and workers - running as they were."""
+    running = {component: names_of(app, component) for component in ("backend", *REPLICAS)}
+    components = WorkersNotes.components()
+    components["worker"]["command"] = ["python", "manage.py", "no_such_command"]
+    started = time.monotonic()
+    result = app.deploy("-e", json.dumps({"smart_deploy_components": components}))
+    timings["failing worker, rolled back"] = time.monotonic() - started
+    assert result.returncode != 0
+    assert "run settings of components changed" in result.stdout, result.stdout[-3000:]
+    assert re.search(r"Container %s-worker-%s-[0-9a-f]{8}-[12] (keeps exiting|exited)" % (app.name, app.r2), result.stdout), result.stdout[
+        -4000:
+    ]
+    assert "Unknown command: 'no_such_command'" in result.stdout
+    assert {component: names_of(app, component) for component in running} == running
+    failed = app.releases()["releases"][-1]
+    assert failed["status"] == "failed" and "worker" in failed["reason"] and app.releases()["current"] == app.r2
+    assert len(app.containers("worker", "exited")) == 4, "the 2 of release 1 and the 2 that failed"
+
+
 def test_status_shows_each_worker_with_its_replicas_and_the_volumes(app):
     result = app.playbook("status")
     assert_ok(result)

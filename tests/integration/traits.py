@@ -189,8 +189,13 @@ class WorkersNotes(Notes):
         add_uploads(self)
         add_loop_worker(self)
 
+    @staticmethod
+    def components() -> dict:
+        """Its smart_deploy_components (a fresh copy)."""
+        return worker_components(NOTES_BACKEND)
+
     def app_vars(self) -> dict:
-        return dict(super().app_vars(), smart_deploy_components=worker_components(NOTES_BACKEND), release_worker_settle=3)
+        return dict(super().app_vars(), smart_deploy_components=self.components(), release_worker_settle=3)
 
     # --- what a user sees ----------------------------------------------------------------------------
     def worker_lines(self) -> list:

@@ -230,3 +230,24 @@ def test_a_rollback_entry_keeps_how_its_workers_ran():
     assert (
         entry["services"] == {"worker": {"replicas": 2}} and entry["replicas"] == {"worker": ["w-1", "w-2"]} and entry["runtime"] == "abc"
     )
+
+
+@pytest.mark.parametrize(
+    "components",
+    [
+        None,
+        "backend",
+        {"backend": "x"},
+        {"worker": {"command": "celery worker", "replicas": "many", "stop_timeout": "soon", "settle": "x", "port": "80a"}},
+        {"worker": {"command": ["a"], "replicas": -2, "volumes": "media:/srv/media", "health_command": "ping"}},
+        {"worker": {"command": ["a"], "replicas": True, "volumes": [3, "bad"], "singleton": "maybe"}},
+    ],
+)
+def test_bad_components_never_break_what_runs_them_before_the_input_checks_name_them(components):
+    """Ansible evaluates smart_deploy_services while it checks the roles' argument specs, before the input checks."""
+    found = services.normalise(components, "backend")
+    services.runtime_fingerprint(found)
+    services.container_names(found, {"backend": "shop-backend:r1"}, "shop", "f" * 64)
+    services.volumes_of(found, "shop")
+    for service in found.values():
+        assert service["replicas"] >= 1
