@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 from typing import Any, Iterable, List, Optional
 
 APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -297,8 +298,12 @@ SMART_DEPLOY_ENV = ("APP_RELEASE",)
 def argv_problem(where: str, value: Any, example: str) -> Optional[str]:
     """Why ``value`` is not an argv (a non-empty list of non-empty strings), with a hint for a string."""
     if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError:  # an unclosed quote
+            words = value.split()
         return ("%s must be a list of strings (argv, no shell), not a string: write %s; to run a shell line, say so: [sh, -c, '...']"
-                % (where, "[" + ", ".join(value.split()) + "]" if value.split() else example))  # fmt: skip
+                % (where, "[" + ", ".join(words) + "]" if words else example))  # fmt: skip
     if not isinstance(value, list) or not value or not all(isinstance(arg, str) and arg != "" for arg in value):
         return "%s must be a non-empty list of strings (argv) such as %s, got %s" % (where, example, describe(value))
     return None
