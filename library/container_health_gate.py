@@ -83,8 +83,8 @@ options:
     default: 30
   headers:
     description:
-      - Headers sent with every request to a health URL, such as C(X-Forwarded-Proto) (what smart-deploy's proxy
-        sends: an app with C(SECURE_PROXY_SSL_HEADER) and C(SECURE_SSL_REDIRECT) answers a request marked https).
+      - Headers sent with every request to a health URL, such as C(X-Forwarded-Proto) as smart-deploy's proxy
+        sends it - an app with C(SECURE_PROXY_SSL_HEADER) and C(SECURE_SSL_REDIRECT) answers a request marked https.
     type: dict
     default: {}
   mask_values:
