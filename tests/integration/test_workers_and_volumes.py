@@ -134,6 +134,16 @@ def test_the_first_deploy_runs_each_worker_with_its_replicas_from_the_one_django
     assert sorted((role, release) for _, role, release, _ in lines) == [("beat", app.r1), ("worker", app.r1), ("worker", app.r1)]
 
 
+def test_the_same_release_again_restarts_no_worker(app, timings):
+    ids = run(["docker", "ps", "-q", "--no-trunc", "--filter", "label=smart-deploy.app=%s" % app.name]).stdout.split()
+    started = time.monotonic()
+    result = app.deploy()
+    timings["no-op deploy"] = time.monotonic() - started
+    assert_ok(result)
+    assert app.summary()["outcome"] == "nothing to deploy, nothing changed", app.summary()
+    assert run(["docker", "ps", "-q", "--no-trunc", "--filter", "label=smart-deploy.app=%s" % app.name]).stdout.split() == ids
+
+
 def test_an_upload_lands_in_the_named_volume_with_smart_deploys_labels(app):
     status, body = app.http("/media/hello.txt", method="PUT", body={"kept": "across releases"})
     assert status == 201, body
