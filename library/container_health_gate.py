@@ -11,8 +11,13 @@ module: container_health_gate
 short_description: Wait until new containers run and answer their health URL, or fail at once with their last log lines
 description:
   - Polls, every O(interval) seconds, the Docker engine's state of every container of O(containers) and, for
-    those with a O(containers[].url), that URL. Succeeds when every container runs, Docker does not call it
-    unhealthy, and its URL answers 200.
+    those with a O(containers[].url), that URL; for those with a O(containers[].command), that command inside
+    the container. Succeeds when every container runs, Docker does not call it unhealthy, its URL answers 200
+    itself or its command exits 0, and one with neither kept running for its O(containers[].settle) seconds.
+  - Never follows a redirect - the container is asked directly, and an app that sends HTTP to HTTPS
+    (C(SECURE_SSL_REDIRECT)) answers C(301) to C(https://...) at once, and the same at the timeout. A
+    redirect fails the gate at once, saying where it pointed. O(headers) are sent with every request
+    (C(X-Forwarded-Proto), as smart-deploy's proxy sends it).
   - Fails as soon as a container exited or is dead, is being restarted by its restart policy, was restarted
     since the gate started, or is C(unhealthy) according to its image's C(HEALTHCHECK) - a container that
     cannot start fails the gate within a poll or two instead of after O(wait_timeout). Fails too when
@@ -44,9 +49,22 @@ options:
       url:
         description:
           - Health URL (C(http://) or C(https://)) that must answer 200; empty for no HTTP check.
-          - Asked directly, never through a proxy of the environment (C(http_proxy)).
+          - Asked directly, never through a proxy of the environment (C(http_proxy)), and no redirect is followed.
         type: str
         default: ""
+      command:
+        description:
+          - A health command (argv) run inside the container (C(docker exec)) until it exits 0 - a worker's, which
+            has no URL. Empty for none. One run at a time; a run still going on at the next look is waited for.
+        type: list
+        elements: str
+        default: []
+      settle:
+        description:
+          - Seconds a container with neither a URL nor a command must keep running (no exit, no restart) to pass -
+            a worker that dies at start-up is seen dying. V(0) passes it once it runs.
+        type: float
+        default: 0
   wait_timeout:
     description: Seconds the gate waits at most for every container to pass (O(timeout) is the Docker API's, per request).
     type: float
@@ -63,6 +81,12 @@ options:
     description: Log lines of a failed container shown in the failure message; V(0) shows none.
     type: int
     default: 30
+  headers:
+    description:
+      - Headers sent with every request to a health URL, such as C(X-Forwarded-Proto) as smart-deploy's proxy
+        sends it - an app with C(SECURE_PROXY_SSL_HEADER) and C(SECURE_SSL_REDIRECT) answers a request marked https.
+    type: dict
+    default: {}
   mask_values:
     description:
       - Secrets to mask out of everything the module returns, its log lines first (a crashing app may print
@@ -91,7 +115,12 @@ EXAMPLES = r"""
         url: http://172.18.0.5:8000/api/health/
       - name: shop-frontend-4f2a91c0d3e8
         url: http://172.18.0.6:80/healthz
-      - name: shop-worker-4f2a91c0d3e8
+      - name: shop-worker-4f2a91c0d3e8-1a2b3c4d-1
+        settle: 5
+      - name: shop-celery-4f2a91c0d3e8-1a2b3c4d-1
+        command: [celery, -A, shop, inspect, ping, -d, "celery@$HOSTNAME"]
+    headers:
+      X-Forwarded-Proto: https
     wait_timeout: 60
     interval: 0.5
     mask_values: "{{ smart_deploy_secret_values }}"
@@ -121,7 +150,9 @@ containers:
       description: Seconds from the start of the gate until it passed; null when it did not (or in check mode).
       type: float
     answer:
-      description: What its health URL answered last (C(HTTP 200), C(HTTP 503), C(connection refused) ...).
+      description: >-
+        What its health URL answered last (C(HTTP 200), C(HTTP 503), C(connection refused), C(answered 301 to https://...)),
+        or what its health command did (C(health command exited 1)).
       type: str
   sample:
     - {name: shop-web-4f2a91c0d3e8-1a2b3c4d, url: "http://172.18.0.5:8000/api/health/", state: running, health: starting,
@@ -147,24 +178,36 @@ import time
 import traceback
 import urllib.error
 import urllib.request
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.smart_deploy.health_gate import engine_state, failure_message, last_lines, run_gate
 from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException, NotFound
 from ansible_collections.community.docker.plugins.module_utils.common_api import AnsibleDockerClient, RequestException
 
-# health URLs are container addresses on the app's network: never through a proxy of the environment
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer of its own: never followed (off the container, to https://, it would only time out)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
-def probe(url, seconds):
-    """(answered 200, what it answered) for a GET of ``url`` within ``seconds``. Nothing of the body is kept."""
+# health URLs are container addresses on the app's network: never through a proxy of the environment, no redirect followed
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
+def probe(url, seconds, headers=None):
+    """(answered 200, what it answered, final) for a GET of ``url`` within ``seconds``; final: a redirect, which
+    will not change by waiting. Nothing of the body is kept."""
     try:
-        with _OPENER.open(urllib.request.Request(url, method="GET"), timeout=seconds) as response:
-            return response.status == 200, "HTTP %d" % response.status
+        with _OPENER.open(urllib.request.Request(url, method="GET", headers=dict(headers or {})), timeout=seconds) as response:
+            return response.status == 200, "HTTP %d" % response.status, False
     except urllib.error.HTTPError as exc:
+        location = exc.headers.get("Location") if exc.headers is not None else None
         exc.close()
+        if 300 <= exc.code < 400:
+            return False, redirect_words(exc.code, location, url), True
         return False, "HTTP %d" % exc.code
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -177,6 +220,24 @@ def probe(url, seconds):
         return False, "no answer within %.1f s" % seconds
     except (OSError, ValueError) as exc:  # a reset connection, a malformed answer
         return False, "cannot connect: %s" % to_native(exc)
+
+
+def redirect_words(code, location, url):
+    """What a redirect of the health URL says, and what to do about it."""
+    if not location:
+        return "answered %d (a redirect without a Location)" % code
+    target = urljoin(url, location)
+    words = "answered %d to %s: the gate asks the container directly and follows no redirect - its health path must answer 200 itself" % (
+        code,
+        target,
+    )
+    if target.startswith("https://") and url.startswith("http://"):
+        words += (
+            " (an app that redirects HTTP to HTTPS, SECURE_SSL_REDIRECT, answers a request marked https: the gate sends the "
+            "X-Forwarded-Proto of release_health_forwarded_proto, and Django trusts it with SECURE_PROXY_SSL_HEADER; or exempt "
+            "the health path with SECURE_REDIRECT_EXEMPT)"
+        )
+    return words
 
 
 class Engine:
@@ -213,6 +274,43 @@ class Engine:
         return last_lines(to_text(raw, errors="surrogate_or_replace"), count), ""
 
 
+class Execs:
+    """A worker's health command run inside its container (the engine's exec endpoints, as community.docker's
+    docker_container_exec does), detached: the gate goes on looking at the others while it runs, and reads its
+    exit code at the next look. One run at a time per container."""
+
+    def __init__(self, client):
+        self.client = client
+        self.running = {}
+        self.last = {}
+
+    def __call__(self, name, command, seconds):
+        """(exited 0, what it did) - starts a run when none is going on, else reads the one that is."""
+        current = self.running.get(name)
+        if current is not None:
+            info = self.client.get_json("/exec/{0}/json", current)
+            if info.get("Running"):
+                return False, self.last.get(name, "health command running")
+            del self.running[name]
+            code = info.get("ExitCode")
+            if code == 0:
+                return True, "health command exited 0"
+            self.last[name] = "health command exited %s" % code
+            return False, self.last[name]
+        try:
+            created = self.client.post_json_to_json(
+                "/containers/{0}/exec", name, data={"Cmd": list(command), "AttachStdout": False, "AttachStderr": False}
+            )
+            self.client.post_json_to_text("/exec/{0}/start", created["Id"], data={"Detach": True, "Tty": False})
+        except NotFound:
+            return False, "the container is gone"
+        except (DockerException, RequestException) as exc:  # the command cannot start (not found in the image...)
+            self.last[name] = "health command cannot run: %s" % to_native(exc)
+            return False, self.last[name]
+        self.running[name] = created["Id"]
+        return False, self.last.get(name, "health command started")
+
+
 def url_problem(url):
     """Why ``url`` cannot be a health URL, or None. An address-less URL (http://:8000/...) is allowed: a
     container that exited at once has no address, and the gate must still see it fail and show its logs."""
@@ -229,8 +327,14 @@ def main():
                 type="list",
                 elements="dict",
                 required=True,
-                options=dict(name=dict(type="str", required=True), url=dict(type="str", default="")),
+                options=dict(
+                    name=dict(type="str", required=True),
+                    url=dict(type="str", default=""),
+                    command=dict(type="list", elements="str", default=[]),
+                    settle=dict(type="float", default=0),
+                ),
             ),
+            headers=dict(type="dict", default={}),
             wait_timeout=dict(type="float", default=60),
             interval=dict(type="float", default=0.5),
             http_timeout=dict(type="float", default=2),
@@ -257,6 +361,10 @@ def main():
             problems.append("containers[].name is empty")
         if container["url"] and url_problem(container["url"]):
             problems.append("url of %s %s, got %r" % (container["name"], url_problem(container["url"]), container["url"]))
+        if container["url"] and container["command"]:
+            problems.append("%s has both a url and a command: give one check" % container["name"])
+        if container["settle"] < 0:
+            problems.append("settle of %s must be 0 or more seconds, got %s" % (container["name"], container["settle"]))
     if params["wait_timeout"] <= 0:
         problems.append("wait_timeout must be above 0 seconds, got %s" % params["wait_timeout"])
     if not 0 < params["interval"] <= 60:
@@ -280,13 +388,19 @@ def main():
             containers=report,
             waited=0,
             timed_out=False,
-            msg="check mode: would wait up to %s s for %s to run and answer %d health URL(s)"
-            % (params["wait_timeout"], ", ".join(names), sum(1 for c in containers if c["url"])),
+            msg="check mode: would wait up to %s s for %s to run, answer %d health URL(s) and pass %d health command(s)"
+            % (
+                params["wait_timeout"],
+                ", ".join(names),
+                sum(1 for c in containers if c["url"]),
+                sum(1 for c in containers if c["command"]),
+            ),
         )
 
     try:
-        gate = run_gate(containers, engine.look, probe, time.monotonic, time.sleep, params["wait_timeout"], params["interval"],
-                        params["http_timeout"])  # fmt: skip
+        headers = {str(k): str(v) for k, v in params["headers"].items()}
+        gate = run_gate(containers, engine.look, lambda url, seconds: probe(url, seconds, headers), time.monotonic, time.sleep,
+                        params["wait_timeout"], params["interval"], params["http_timeout"], execute=Execs(client))  # fmt: skip
     except (DockerException, RequestException) as exc:
         client.fail("health gate: the Docker engine failed: %s" % to_native(exc), exception=traceback.format_exc())
     if gate["ok"]:

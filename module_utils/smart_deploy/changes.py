@@ -73,14 +73,18 @@ def context_glob(context: str, pattern: str = "**") -> str:
 
 def derive_rules(components: dict, django: str = "backend", migration_paths=None) -> dict:
     """Change-detection rules from what the app has: every file under a component's build context is that
-    component's (a context inside another's counts for both: the outer image may copy it), and the
+    component's (a context inside another's counts for both: the outer image may copy it; a worker without a
+    context runs the Django component's image and restarts with it), and the
     migrations (``**/migrations/*.py`` under the Django component's context, or ``migration_paths``)
     are a category of their own, which the Django component and the database steps follow.
 
     Returns {"rules": {category: [globs]}, "component_triggers": {component: [categories]},
     "database_triggers": [categories]}; a category is named after its component."""
-    rules, triggers = {}, {}
+    rules, triggers, image_of_django = {}, {}, []
     for name, spec in components.items():
+        if isinstance(spec, dict) and "command" in spec and "context" not in spec and name != django:
+            image_of_django.append(name)  # a worker that runs the Django component's image: it follows that image
+            continue
         context = (spec or {}).get("context", ".") if isinstance(spec, dict) else "."
         rules[name] = [context_glob(context)]
         triggers[name] = [name]
@@ -91,6 +95,8 @@ def derive_rules(components: dict, django: str = "backend", migration_paths=None
         rules["migrations"] = paths
         triggers[django] = [django, "migrations"]
         database = [django, "migrations"]
+    for name in image_of_django:
+        triggers[name] = list(triggers.get(django, []))
     return {"rules": rules, "component_triggers": triggers, "database_triggers": database}
 
 

@@ -4,7 +4,8 @@
 """What disk cleanup may remove: images and stopped containers of releases no longer kept. Pure logic.
 
 Kept: the live release, the previous good one, and the newest ``keep_releases`` releases that went live;
-a running container, and an image a kept or running container uses, always stay.
+a running container, and an image a kept or running container uses, always stay. Volumes are never
+touched: the app's named volumes (uploads) live across every release.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def plan_cleanup(history: dict, containers: list, images: list, keep_releases: i
         if entry.get("id") in kept:
             keep_images.update((entry.get("images") or {}).values())
             keep_containers.update((entry.get("containers") or {}).values())
+            # every replica of a kept release's workers (entry.replicas: component -> [names])
+            for names in (entry.get("replicas") or {}).values():
+                keep_containers.update(names if isinstance(names, list) else [names])
     remove_containers, reasons = [], {}
     for container in containers:
         name = container["name"]

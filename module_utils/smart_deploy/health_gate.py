@@ -1,11 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: smart-deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The health gate of new containers: what the Docker engine and each health URL say, judged. Pure logic.
+"""The health gate of new containers: what the Docker engine, each health URL and each health command say,
+judged. Pure logic.
 
-A container passes when it runs, Docker does not call it unhealthy and its health URL (when it has one)
-answers 200. It fails at once - no point waiting out a timeout - when it exited, died, is being
-restarted by its restart policy or was restarted since the gate started, or Docker calls it unhealthy.
+A container passes when it runs, Docker does not call it unhealthy, its health URL (when it has one) answers
+200 itself, its health command (a worker's, when it has one) exits 0 inside it, and - a worker without a
+health command - it kept running for its settle time. It fails at once - no point waiting out a timeout -
+when it exited, died, is being restarted by its restart policy or was restarted since the gate started,
+Docker calls it unhealthy, or its health URL answered a redirect (the gate never follows one: an app that
+sends HTTP to HTTPS answers ``301 to https://...`` in milliseconds, and will answer the same at the timeout).
 
 The engine state kept of a container is a handful of fields of its inspect (``engine_state``): never its
 configuration, whose environment holds the app's secrets.
@@ -64,13 +68,24 @@ def exit_words(now: dict) -> str:
     return words
 
 
-def judge(first: Optional[dict], now: Optional[dict], wants_http: bool, http_ok: bool) -> Tuple[str, str]:
+def judge(
+    first: Optional[dict],
+    now: Optional[dict],
+    wants_http: bool,
+    http_ok: bool,
+    refused: str = "",
+    settling: str = "",
+    check: str = "health URL",
+) -> Tuple[str, str]:
     """The verdict on one container: (HEALTHY | WAIT | FAIL, why) from its engine state when the gate
-    started (``first``), now (``now``), and whether its health URL answered 200 (when it has one).
+    started (``first``), now (``now``), and whether its check - its health URL, or a worker's health command
+    (``check`` names which) - passed (when it has one). ``refused``: why its check failed for good (a health
+    URL that answered a redirect); ``settling``: why a running container without a check has not run long
+    enough yet (a worker's settle time).
 
     Docker's own health status: 'unhealthy' fails; 'starting' does not hold back a container whose
-    health URL answers 200 (the URL is the gate - Docker's first probe only comes after the image's
-    HEALTHCHECK interval, 30 s by default); a container without a health URL waits for 'healthy' when its
+    check passes (the check is the gate - Docker's first probe only comes after the image's
+    HEALTHCHECK interval, 30 s by default); a container without a check waits for 'healthy' when its
     image has a HEALTHCHECK, the only sign of readiness there is, and is ready once running otherwise.
     """
     if now is None:
@@ -94,28 +109,38 @@ def judge(first: Optional[dict], now: Optional[dict], wants_http: bool, http_ok:
         return FAIL, "is %s" % status
     if status != "running":
         return WAIT, "is %s, not running yet" % status
+    if refused:
+        return FAIL, refused
     if wants_http:
-        return (HEALTHY, "answers its health URL") if http_ok else (WAIT, "runs, but does not answer its health URL with 200 yet")
+        if check == "health URL":
+            return (HEALTHY, "answers its health URL") if http_ok else (WAIT, "runs, but does not answer its health URL with 200 yet")
+        return (HEALTHY, "passes its %s" % check) if http_ok else (WAIT, "runs, but its %s has not exited 0 yet" % check)
     if now["health"] == "starting":
         return WAIT, "runs, its image's HEALTHCHECK has not reported healthy yet"
+    if settling:
+        return WAIT, settling
     return HEALTHY, "runs" + (" and is healthy" if now["health"] == "healthy" else "")
 
 
 def run_gate(
     containers: List[dict],
     look: Callable[[str], Optional[dict]],
-    probe: Callable[[str, float], Tuple[bool, str]],
+    probe: Callable[[str, float], tuple],
     clock: Callable[[], float],
     sleep: Callable[[float], Any],
     timeout: float,
     interval: float,
     http_timeout: float = 2.0,
+    execute: Optional[Callable[[str, List[str], float], Tuple[bool, str]]] = None,
 ) -> dict:
     """Poll every container until all are healthy, one fails, or ``timeout`` seconds went by.
 
-    ``containers``: [{name, url}] (url '' = no HTTP check); ``look(name)``: its ``engine_state`` now (None:
-    absent); ``probe(url, seconds)``: (answered 200, what it answered). A container that passed is still
-    looked at in every later round (it must not die while the others start) but not probed again.
+    ``containers``: [{name, url, command, settle}] (url '' = no HTTP check; command: a worker's health command,
+    argv run inside it; settle: seconds a container without a check must keep running, 0 by default);
+    ``look(name)``: its ``engine_state`` now (None: absent); ``probe(url, seconds)``: (answered 200, what it
+    answered[, final]) - final: the answer will not change (a redirect), the container fails at once;
+    ``execute(name, command, seconds)``: (exited 0, what it did) of the health command. A container that passed
+    is still looked at in every later round (it must not die while the others start) but not probed again.
 
     Returns {ok, waited, failed: [{name, reason}], containers: [{name, url, state, health, seconds, answer}]}:
     ``seconds`` from the start of the gate to the container passing (None when it did not), ``waited``
@@ -123,6 +148,7 @@ def run_gate(
     """
     start = clock()
     first: Dict[str, Optional[dict]] = {}
+    running_since: Dict[str, float] = {}
     report = {c["name"]: {"name": c["name"], "url": c.get("url") or "", "state": "unknown", "health": None, "seconds": None, "answer": ""}
               for c in containers}  # fmt: skip
     reasons: Dict[str, str] = {}
@@ -130,18 +156,33 @@ def run_gate(
         reasons = {}
         failed = []
         for container in containers:
-            name, url = container["name"], container.get("url") or ""
+            name, url, command = container["name"], container.get("url") or "", container.get("command") or []
+            settle = float(container.get("settle") or 0)
             entry = report[name]
             now = look(name)
             if name not in first:
                 first[name] = now
             entry["state"] = now["status"] if now else "absent"
             entry["health"] = now["health"] if now else None
-            http_ok = entry["seconds"] is not None
-            if url and not http_ok and now is not None and now["status"] == "running":
+            check_ok, refused, settling = entry["seconds"] is not None, "", ""
+            running = now is not None and now["status"] == "running" and not now["restarting"]
+            if running and not check_ok:
                 remaining = timeout - (clock() - start)
-                http_ok, entry["answer"] = probe(url, max(0.1, min(http_timeout, remaining)))
-            verdict, reason = judge(first[name], now, bool(url), http_ok)
+                if url:
+                    answer = probe(url, max(0.1, min(http_timeout, remaining)))
+                    check_ok, entry["answer"] = answer[0], answer[1]
+                    refused = entry["answer"] if len(answer) > 2 and answer[2] and not check_ok else ""
+                elif command and execute is not None:
+                    check_ok, entry["answer"] = execute(name, command, max(0.1, remaining))
+                elif settle > 0:
+                    since = running_since.setdefault(name, clock())
+                    if clock() - since < settle:
+                        settling = "runs, for %s of the %s s it must keep running (its settle time)" % (
+                            fmt_seconds(round(clock() - since, 1)),
+                            fmt_seconds(settle),
+                        )
+            check = "health URL" if url or not command else "health command"
+            verdict, reason = judge(first[name], now, bool(url) or bool(command and execute), check_ok, refused, settling, check)
             reasons[name] = reason
             if verdict == FAIL:
                 failed.append({"name": name, "reason": reason})

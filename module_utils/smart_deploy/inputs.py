@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 from typing import Any, Iterable, List, Optional
 
 APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -69,6 +70,7 @@ NUMBERS = {
     "proxy_max_body_bytes": 1,
     "proxy_hard_stop_after": 1,
     "release_stop_timeout": 0,
+    "release_worker_settle": 0,
     "health_check_retries": 1,
     "health_check_delay": 0,
     "health_check_timeout": 1,
@@ -107,6 +109,7 @@ GROUPS = {
         "smart_deploy_db_mode", "smart_deploy_db_host", "smart_deploy_db_port", "smart_deploy_db_sslmode", "smart_deploy_db_client_image",
         "smart_deploy_app_env", "smart_deploy_app_secret_env", "health_check_endpoints", "smart_deploy_routes",
         "smart_deploy_accept",
+        "release_health_forwarded_proto",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
     "rollback": ("release", "restore_db") + tuple(ROLE_NAMES["rollback"].values()),
@@ -267,6 +270,175 @@ def django_layout_problems(where: str, spec: dict) -> List[str]:
     return problems
 
 
+# --- workers and volumes (README, "Workers and volumes") ----------------------------------------------------
+# The keys each mapping of smart_deploy_components may have: every component, workers only (a component with a
+# `command`), the Django component's image layout. module_utils/smart_deploy/services.py keeps the same lists.
+COMPONENT_KEYS = ("context", "dockerfile", "container", "port", "health_path", "app_env", "dev_mounts", "volumes",
+                  "stop_signal", "stop_timeout")  # fmt: skip
+WORKER_KEYS = ("command", "replicas", "singleton", "health_command", "settle")
+DJANGO_LAYOUT_KEYS = ("project_dir", "python", "settings_module", "source_dir", "requirements", "wheels", "python_version",
+                      "platforms")  # fmt: skip
+ROUTE_KEYS = ("path", "component")
+
+
+def known_component_keys(is_django: bool) -> tuple:
+    """The keys a component's entry may have (the Django component's also says where the app lives in its image)."""
+    return COMPONENT_KEYS + WORKER_KEYS + (DJANGO_LAYOUT_KEYS if is_django else ())
+
+
+# "<name>:<absolute path in the container>[:ro|:rw]": Docker compose's short syntax, named volumes only
+VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+VOLUME_TARGET_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+# signals a container's stop may send first (docker's --stop-signal), with or without SIG
+SIGNALS = ("HUP", "INT", "QUIT", "ABRT", "KILL", "USR1", "USR2", "ALRM", "TERM", "CONT", "STOP", "TSTP", "WINCH", "PWR")
+# what smart-deploy adds to the environment of every container of a release (README, "Deploying your own app")
+SMART_DEPLOY_ENV = ("APP_RELEASE",)
+
+
+def argv_problem(where: str, value: Any, example: str) -> Optional[str]:
+    """Why ``value`` is not an argv (a non-empty list of non-empty strings), with a hint for a string."""
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError:  # an unclosed quote
+            words = value.split()
+        return ("%s must be a list of strings (argv, no shell), not a string: write %s; to run a shell line, say so: [sh, -c, '...']"
+                % (where, "[" + ", ".join(words) + "]" if words else example))  # fmt: skip
+    if not isinstance(value, list) or not value or not all(isinstance(arg, str) and arg != "" for arg in value):
+        return "%s must be a non-empty list of strings (argv) such as %s, got %s" % (where, example, describe(value))
+    return None
+
+
+def worker_problems(where: str, component: str, spec: dict, django: Any) -> List[str]:
+    """A worker (a component with a `command`) runs a command, gets no traffic (no port, no health path), and has
+    a whole number of replicas; the worker-only keys need a command."""
+    problems = []
+    worker = "command" in spec
+    if not worker:
+        given = [key for key in ("replicas", "singleton", "health_command", "settle") if key in spec]
+        if given:
+            problems.append("%s.%s %s for workers only (a component with a 'command'); %s has no command" % (
+                where, "/".join(given), "is" if len(given) == 1 else "are", where))  # fmt: skip
+        return problems
+    problem = argv_problem(where + ".command", spec["command"], "[python, manage.py, rqworker]")
+    if problem:
+        problems.append(problem)
+    if component == django:
+        problems.append("%s.command: the Django component serves HTTP with its image's own command; run a command in a component "
+                        "of its own (a worker: command, no port, no context - it runs this component's image)" % where)  # fmt: skip
+    for key in ("port", "health_path"):
+        if key in spec and component != django:
+            problems.append("%s.%s: %s is a worker (it has a 'command'), which gets no traffic: remove its %s (a health_command "
+                            "says when it is ready, README 'Workers and volumes')" % (where, key, where, key))  # fmt: skip
+    replicas = spec.get("replicas", 1)
+    number = as_int(replicas)
+    if number is None or number < 1 or isinstance(replicas, float):
+        problems.append("%s.replicas must be a whole number >= 1 (containers of this worker), got %s" % (where, describe(replicas)))
+    singleton = spec.get("singleton", False)
+    if as_bool(singleton) is None:
+        problems.append("%s.singleton must be true or false, got %s" % (where, describe(singleton)))
+    elif as_bool(singleton) and number is not None and number > 1:
+        problems.append("%s.singleton: a singleton runs one container at a time (replicas: 1), got replicas %d" % (where, number))
+    if "health_command" in spec:
+        problem = argv_problem(where + ".health_command", spec["health_command"], "[celery, -A, proj, inspect, ping]")
+        if problem:
+            problems.append(problem)
+    if "settle" in spec:
+        settle = as_float(spec["settle"])
+        if settle is None or not 0 <= settle <= 600:
+            problems.append("%s.settle must be seconds from 0 to 600 (how long it must keep running to pass the gate), got %s"
+                            % (where, describe(spec["settle"])))  # fmt: skip
+    return problems
+
+
+def runtime_problems(where: str, spec: dict) -> List[str]:
+    """How any component's containers stop (stop_signal, stop_timeout) and its volumes: `name:/absolute/path`
+    strings, optional `:ro` - named volumes only."""
+    problems = []
+    for key in ("stop_timeout",):
+        if key in spec and (as_int(spec[key]) is None or as_int(spec[key]) < 0):
+            problems.append("%s.%s must be a whole number of seconds >= 0, got %s" % (where, key, describe(spec[key])))
+    if "stop_signal" in spec:
+        signal = spec["stop_signal"]
+        name = signal.upper()[3:] if isinstance(signal, str) and signal.upper().startswith("SIG") else signal
+        if not (isinstance(name, str) and (name.upper() in SIGNALS or (name.isdigit() and 1 <= int(name) <= 64))):
+            problems.append("%s.stop_signal must be a signal such as SIGTERM, SIGINT or SIGQUIT, got %s" % (where, describe(signal)))
+    if "volumes" not in spec:
+        return problems
+    volumes = spec["volumes"]
+    if not isinstance(volumes, list):
+        return problems + ["%s.volumes must be a list of '<name>:<absolute path in the container>' (media:/srv/media), got %s"
+                           % (where, describe(volumes))]  # fmt: skip
+    targets = set()
+    for index, entry in enumerate(volumes):
+        at = "%s.volumes[%d]" % (where, index)
+        if not isinstance(entry, str):
+            problems.append("%s must be a string '<name>:<absolute path in the container>[:ro]', got %s" % (at, describe(entry)))
+            continue
+        parts = entry.split(":")
+        mode = parts[2] if len(parts) == 3 else ""
+        if len(parts) not in (2, 3) or (len(parts) == 3 and mode not in ("ro", "rw")):
+            problems.append("%s must be '<name>:<absolute path in the container>' with an optional ':ro', got %r" % (at, entry))
+            continue
+        name, target = parts[0], parts[1]
+        if name.startswith(("/", ".", "~")):
+            problems.append("%s %r mounts a folder of the host: only named volumes (media:/srv/media), which smart-deploy creates "
+                            "and keeps, are supported" % (at, entry))  # fmt: skip
+            continue
+        if not VOLUME_NAME_RE.match(name):
+            problems.append("%s: the volume name %r must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+                            % (at, name))  # fmt: skip
+        normal = os.path.normpath(target) if target.startswith("/") else ""
+        if not target.startswith("/"):
+            problems.append("%s: %r must be an absolute path in the container, such as /srv/media" % (at, target))
+        elif normal != target.rstrip("/") or "//" in target or not VOLUME_TARGET_RE.match(target) or normal == "/":
+            problems.append("%s: %r must be a plain absolute folder in the container (no '..', '.', '//', not '/'), such as /srv/media"
+                            % (at, target))  # fmt: skip
+        elif normal in targets:
+            problems.append("%s: %s is mounted twice in this component" % (at, normal))
+        else:
+            targets.add(normal)
+    return problems
+
+
+def volume_name_problems(components: Any, scope: Any, db_volume: Any) -> List[str]:
+    """A volume of the app must not be the database's (<scope>-pgdata) nor the dev stack's."""
+    if not isinstance(components, dict) or not isinstance(scope, str):
+        return []
+    taken = {db_volume if isinstance(db_volume, str) else "%s-pgdata" % scope: "the database's volume (smart_deploy_db_volume)",
+             "%s-dev-pgdata" % scope: "the dev database's volume (./deploy dev)"}  # fmt: skip
+    problems = []
+    for component, spec in components.items():
+        volumes = spec.get("volumes") if isinstance(spec, dict) else None
+        for index, entry in enumerate(volumes if isinstance(volumes, list) else []):
+            name = entry.split(":")[0] if isinstance(entry, str) else None
+            if name and "%s-%s" % (scope, name) in taken:
+                problems.append("smart_deploy_components.%s.volumes[%d]: the volume '%s' would be %s-%s, %s: choose another name"
+                                % (component, index, name, scope, name, taken["%s-%s" % (scope, name)]))  # fmt: skip
+    return problems
+
+
+def forwarded_proto_problems(v: dict) -> List[str]:
+    """What the health gate says the request came over (X-Forwarded-Proto): http, https, or nothing."""
+    value = v.get("release_health_forwarded_proto", "http")
+    if value not in ("", None, "http", "https"):
+        return ["release_health_forwarded_proto (the X-Forwarded-Proto the health gate sends) must be http, https or empty, got %s"
+                % describe(value)]  # fmt: skip
+    return []
+
+
+def reserved_env_problems(v: dict) -> List[str]:
+    """Names smart-deploy sets itself in every container of a release (APP_RELEASE: the release of its image)."""
+    problems = []
+    for name in ("smart_deploy_app_env", "smart_deploy_app_secret_env"):
+        env = v.get(name)
+        for key in SMART_DEPLOY_ENV:
+            if isinstance(env, dict) and key in env:
+                problems.append("%s.%s: smart-deploy sets %s itself in every container of a release (the release of its image); "
+                                "remove it" % (name, key, key))  # fmt: skip
+    return problems
+
+
 def component_problems(components: Any, source: Optional[str], source_is_dir, django: Any = "backend") -> List[str]:
     name = "smart_deploy_components"
     if not isinstance(components, dict) or not components:
@@ -294,8 +466,13 @@ def component_problems(components: Any, source: Optional[str], source_is_dir, dj
             problems.append("%s must be a mapping with at least 'context', got %s" % (where, describe(spec)))
             continue
         context = spec.get("context")
-        if not isinstance(context, str) or not context.strip():
-            problems.append("%s has no 'context' (the folder of its Docker build, relative to the app source)" % where)
+        if "context" not in spec and "command" in spec and component != django:
+            pass  # a worker without a build of its own runs the Django component's image (worker_problems)
+        elif not isinstance(context, str) or not context.strip():
+            problems.append(
+                "%s has no 'context' (the folder of its Docker build, relative to the app source)%s"
+                % (where, "" if component == django else "; a worker that runs the Django component's image has a 'command' instead")
+            )
         elif context.startswith("/") or ".." in context.split("/"):
             problems.append("%s.context must be a folder inside the app source, got '%s'" % (where, context))
         elif source and source_is_dir(source):
@@ -327,6 +504,8 @@ def component_problems(components: Any, source: Optional[str], source_is_dir, dj
             )
         if component == django:
             problems += django_layout_problems(where, spec)
+        problems += worker_problems(where, component, spec, django)
+        problems += runtime_problems(where, spec)
     return problems
 
 
@@ -351,7 +530,11 @@ def route_problems(routes: Any, components: Any) -> List[str]:
             problems.append("%s.path '%s' is routed twice" % (where, path))
         else:
             seen.add(path)
-        if served is not None and component not in served:
+        target = components.get(component) if isinstance(components, dict) and isinstance(component, str) else None
+        if isinstance(target, dict) and "command" in target and "port" not in target:
+            problems.append("%s.component %r is a worker (it runs a command, with no port): workers get no traffic, route to a "
+                            "component with a port (%s)" % (where, component, ", ".join(served or [])))  # fmt: skip
+        elif served is not None and component not in served:
             problems.append("%s.component must be a component with a port (%s), got %r" % (where, ", ".join(served), component))
     return problems
 
@@ -407,6 +590,7 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
         )
     if "smart_deploy_routes" in v:
         problems += route_problems(v["smart_deploy_routes"], v.get("smart_deploy_components"))
+    problems += volume_name_problems(v.get("smart_deploy_components"), scope if scope else name, v.get("smart_deploy_db_volume"))
     release = v.get("smart_deploy_release", "")
     if release not in ("", None) and (not isinstance(release, str) or not RELEASE_RE.match(release)):
         problems.append(
@@ -432,6 +616,8 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
             problems.append("smart_deploy_http_port must be a port number 1-65535, got %s" % describe(v["smart_deploy_http_port"]))
     problems += env_problems("smart_deploy_app_env", v.get("smart_deploy_app_env"), secret=False)
     problems += env_problems("smart_deploy_app_secret_env", v.get("smart_deploy_app_secret_env"), secret=True)
+    problems += reserved_env_problems(v)
+    problems += forwarded_proto_problems(v)
     if "smart_deploy_accept" in v:
         problems += accept_problems(v["smart_deploy_accept"])
     endpoints = v.get("health_check_endpoints")

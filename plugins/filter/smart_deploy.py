@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: smart-deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Jinja filters of smart-deploy: URL parts quoted whole, and secrets and row values kept out of what gets recorded."""
+"""Jinja filters of smart-deploy: URL parts quoted whole, secrets and row values kept out of what gets recorded, and how
+the app's components run (workers, replicas, volumes, container names)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ _spec = importlib.util.spec_from_file_location(
 )
 _driver = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_driver)
+# how the app's components run (workers, replicas, volumes) and what their containers are called
+_services_spec = importlib.util.spec_from_file_location(
+    "smart_deploy_services", Path(__file__).resolve().parents[2] / "module_utils" / "smart_deploy" / "services.py"
+)
+_services = importlib.util.module_from_spec(_services_spec)
+_services_spec.loader.exec_module(_services)
 
 MASK = "********"
 
@@ -94,6 +101,26 @@ def smart_deploy_placeholders(secret_env):
     return _driver.placeholders(values)
 
 
+def smart_deploy_services(components, django_component):
+    """Every component but the proxy with its run settings filled in (module_utils/smart_deploy/services.py)."""
+    return _services.normalise(components, django_component)
+
+
+def smart_deploy_container_names(services, images, scope, config_fingerprint):
+    """{component: [container names]} of a release: one per component, one per replica for a worker."""
+    return _services.container_names(services, images, scope, config_fingerprint)
+
+
+def smart_deploy_runtime_fingerprint(services):
+    """Fingerprint of every component's run settings ('' when none has any), recorded with the release."""
+    return _services.runtime_fingerprint(services)
+
+
+def smart_deploy_volumes(services, scope):
+    """The app's named volumes, each once: [{name, docker_name, components}]."""
+    return _services.volumes_of(services, scope)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -101,4 +128,8 @@ class FilterModule:
             "smart_deploy_mask": smart_deploy_mask,
             "smart_deploy_redact": smart_deploy_redact,
             "smart_deploy_placeholders": smart_deploy_placeholders,
+            "smart_deploy_services": smart_deploy_services,
+            "smart_deploy_container_names": smart_deploy_container_names,
+            "smart_deploy_runtime_fingerprint": smart_deploy_runtime_fingerprint,
+            "smart_deploy_volumes": smart_deploy_volumes,
         }

@@ -294,7 +294,11 @@ class Deployment:
             run(["docker", "rm", "-f", *ids])
         for network in ("%s-net" % self.name, "%s-dev-net" % self.name):
             run(["docker", "network", "rm", network])
-        run(["docker", "volume", "rm", "-f", "%s-pgdata" % self.name, "%s-dev-pgdata" % self.name])
+        # the database's and the dev database's volumes, and the app's named volumes (uploads: <name>-<volume>), which
+        # smart-deploy itself never removes
+        volumes = {"%s-pgdata" % self.name, "%s-dev-pgdata" % self.name}
+        volumes.update(v for v in run(["docker", "volume", "ls", "-q"]).stdout.split() if v.startswith(self.name + "-"))
+        run(["docker", "volume", "rm", "-f", *sorted(volumes)])
         images = run(["docker", "images", "-q", "--filter", "reference=%s-*" % self.name]).stdout.split()
         if images:
             run(["docker", "rmi", "-f", *sorted(set(images))])

@@ -41,6 +41,15 @@ def components_with(**backend) -> dict:
     return {"smart_deploy_components": {"backend": entry, "frontend": frontend}}
 
 
+def components_with_worker(name: str, **worker) -> dict:
+    """One worker ``name`` (a loop of the backend's image) with ``worker``'s keys over {command: [python, manage.py,
+    rqworker]}, as extra vars: its run shares the components of the other cases of that run (mappings merge), which
+    give the backend and the frontend."""
+    entry = {"command": ["python", "manage.py", "rqworker"]}
+    entry.update(worker)
+    return {"smart_deploy_components": {name: entry}}
+
+
 @dataclass
 class Case:
     id: str
@@ -177,6 +186,87 @@ CASES = [
         "secret-key-not-a-string",
         "smart_deploy_django_secret_key must be a string",
         extra={"smart_deploy_django_secret_key": 12345678},
+        stage=INPUTS,
+    ),
+    # workers and volumes (README "Workers and volumes"): one worker component each, all in one shared run
+    Case(
+        "worker-with-port",
+        "smart_deploy_components.w-port.port: smart_deploy_components.w-port is a worker (it has a 'command'), which gets no traffic",
+        extra=components_with_worker("w-port", port=9000),
+        stage=INPUTS,
+    ),
+    Case(
+        "worker-with-route",
+        "smart_deploy_routes[2].component 'w-routed' is a worker (it runs a command, with no port): workers get no traffic",
+        extra=dict(
+            components_with_worker("w-routed"),
+            smart_deploy_routes=[
+                {"path": "/api/", "component": "backend"},
+                {"path": "/", "component": "frontend"},
+                {"path": "/jobs/", "component": "w-routed"},
+            ],
+        ),  # fmt: skip
+        stage=INPUTS,
+    ),
+    Case(
+        "replicas-zero",
+        "smart_deploy_components.w-zero.replicas must be a whole number >= 1 (containers of this worker), got 0",
+        extra=components_with_worker("w-zero", replicas=0),
+        stage=INPUTS,
+    ),
+    Case(
+        "replicas-negative",
+        "smart_deploy_components.w-negative.replicas must be a whole number >= 1 (containers of this worker), got -2",
+        extra=components_with_worker("w-negative", replicas=-2),
+        stage=INPUTS,
+    ),
+    Case(
+        "replicas-not-a-number",
+        "smart_deploy_components.w-many.replicas must be a whole number >= 1 (containers of this worker), got 'many'",
+        extra=components_with_worker("w-many", replicas="many"),
+        stage=INPUTS,
+    ),
+    Case(
+        "command-not-a-list",
+        "smart_deploy_components.w-string.command must be a list of strings (argv, no shell), not a string: write [celery, -A, shop, "
+        "worker]",
+        extra=components_with_worker("w-string", command="celery -A shop worker"),
+        stage=INPUTS,
+    ),
+    Case(
+        "health-command-not-a-list",
+        "smart_deploy_components.w-health.health_command must be a list of strings (argv, no shell), not a string",
+        extra=components_with_worker("w-health", health_command="celery inspect ping"),
+        stage=INPUTS,
+    ),
+    Case(
+        "volume-without-path",
+        "smart_deploy_components.w-volume.volumes[0] must be '<name>:<absolute path in the container>' with an optional ':ro', got 'media'",
+        extra=components_with_worker("w-volume", volumes=["media"]),
+        stage=INPUTS,
+    ),
+    Case(
+        "volume-relative-path",
+        "smart_deploy_components.w-relative.volumes[0]: 'srv/media' must be an absolute path in the container",
+        extra=components_with_worker("w-relative", volumes=["media:srv/media"]),
+        stage=INPUTS,
+    ),
+    Case(
+        "volume-dotdot-path",
+        "smart_deploy_components.w-dotdot.volumes[0]: '/srv/media/../../etc' must be a plain absolute folder in the container",
+        extra=components_with_worker("w-dotdot", volumes=["media:/srv/media/../../etc"]),
+        stage=INPUTS,
+    ),
+    Case(
+        "volume-host-path",
+        "smart_deploy_components.w-host.volumes[0] '/srv:/data' mounts a folder of the host: only named volumes",
+        extra=components_with_worker("w-host", volumes=["/srv:/data"]),
+        stage=INPUTS,
+    ),
+    Case(
+        "volume-odd-name",
+        "smart_deploy_components.w-odd.volumes[0]: the volume name 'my media!' must be 1-64 letters, digits, '_', '.' or '-'",
+        extra=components_with_worker("w-odd", volumes=["my media!:/srv/media"]),
         stage=INPUTS,
     ),
     Case("release-id-bad-characters", "smart_deploy_release must be letters, digits", extra={"smart_deploy_release": "../x"}, stage=INPUTS),
@@ -325,10 +415,30 @@ def run_cli(shop, args):
 
 
 # --- cases that share a run ---------------------------------------------------------------------------
+def conflicts(one: dict, other: dict) -> bool:
+    """Whether two cases' extra vars cannot be given together: a variable both set, unless both set it to a mapping
+    and every key they share has the same value there (the shop's components, each with a worker of its own)."""
+    for name in set(one) & set(other):
+        a, b = one[name], other[name]
+        if not (isinstance(a, dict) and isinstance(b, dict)) or any(a[key] != b[key] for key in set(a) & set(b)):
+            return True
+    return False
+
+
+def merged(extras) -> dict:
+    """The extra vars of a group's cases given together (mappings merged key by key: they do not conflict)."""
+    found = {}
+    for extra in extras:
+        for name, value in extra.items():
+            found[name] = dict(found[name], **value) if isinstance(value, dict) and isinstance(found.get(name), dict) else value
+    return found
+
+
 def shared_runs(cases) -> list:
     """The groups of cases that one ansible-playbook run refuses together: the same playbook, check stage and
-    exit code, no preparation, no ./deploy, no arguments, and each variable set by one case of the group only
-    (first fit, in the matrix's order). A case that fits no group runs on its own."""
+    exit code, no preparation, no ./deploy, no arguments, and variables that do not conflict (each set by one case of
+    the group only, or mappings that agree on the keys they share; first fit, in the matrix's order). A case that
+    fits no group runs on its own."""
     groups = []
     for case in cases:
         if case.stage is None or case.setup or case.cli is not None or case.args or case.builds:
@@ -336,7 +446,7 @@ def shared_runs(cases) -> list:
         for group in groups:
             first = group[0]
             same = (first.playbook, first.stage, first.exit_code) == (case.playbook, case.stage, case.exit_code)
-            if same and not any(set(other.extra) & set(case.extra) for other in group):
+            if same and not any(conflicts(other.extra, case.extra) for other in group):
                 group.append(case)
                 break
         else:
@@ -372,7 +482,7 @@ def run_case(shop, case, request, grouped_runs) -> Outcome:
     if group is not None:
         key = tuple(member.id for member in group)
         if key not in grouped_runs:
-            extra = {name: value for member in group for name, value in member.extra.items()}
+            extra = merged(member.extra for member in group)
             grouped_runs[key] = outcome_of(shop, shop.playbook(case.playbook, "-e", json.dumps(extra)))
         return grouped_runs[key]
     if case.cli is not None:

@@ -177,3 +177,57 @@ def test_failure_message_names_the_container_what_happened_and_its_log_lines():
     late = failure_message({"name": "shop-web-r2", "reason": "runs, but ..."}, 60.2, True, 60, [])
     assert late == "Container shop-web-r2 was not healthy after the health gate's 60 s: it runs, but .... It logged nothing."
     assert failure_message(failed, 1, False, 60, [], "logging driver none").endswith("Its logs cannot be read: logging driver none")
+
+
+# --- workers: a settle time, or a health command; and health URLs that redirect -----------------------------
+WORKER = {"name": "shop-worker-r2-1a2b3c4d-1", "url": "", "settle": 2}
+
+
+def test_a_worker_without_a_check_passes_once_it_kept_running_for_its_settle_time():
+    gate = Script({WORKER["name"]: [inspect()]}).run([WORKER])
+    assert gate["ok"] and gate["containers"][0]["seconds"] == 2.0
+
+
+def test_a_worker_that_dies_while_it_settles_fails_at_once():
+    script = Script({WORKER["name"]: [inspect(), inspect(), inspect("exited", 1)]})
+    gate = script.run([WORKER], timeout=60)
+    assert not gate["ok"] and not gate["timed_out"] and "exited with code 1" in gate["failed"][0]["reason"]
+    assert gate["waited"] == 1.0
+
+
+def test_a_worker_that_settles_longer_than_the_gate_waits_says_so():
+    gate = Script({WORKER["name"]: [inspect()]}).run([dict(WORKER, settle=10)], timeout=3, interval=1)
+    assert gate["timed_out"] and "runs, for 3 of the 10 s it must keep running (its settle time)" in gate["failed"][0]["reason"]
+
+
+def test_a_worker_with_a_health_command_passes_when_it_exits_0():
+    runs = []
+
+    def execute(name, command, seconds):
+        runs.append((name, command))
+        return (True, "health command exited 0") if len(runs) == 3 else (False, "health command exited 1")
+
+    script = Script({"shop-beat-r2-1": [inspect(health="starting")]})
+    checked = {"name": "shop-beat-r2-1", "command": ["celery", "inspect", "ping"]}
+    gate = run_gate([checked], script.look, script.probe, script.clock, script.sleep, 60, 0.5, execute=execute)
+    assert gate["ok"] and gate["containers"][0]["answer"] == "health command exited 0" and gate["containers"][0]["seconds"] == 1.0
+    assert runs == [("shop-beat-r2-1", ["celery", "inspect", "ping"])] * 3
+    never = run_gate([checked], script.look, script.probe, script.clock, script.sleep, 2, 0.5,
+                     execute=lambda *a: (False, "health command exited 1"))  # fmt: skip
+    assert never["timed_out"] and never["failed"][0]["reason"] == (
+        "runs, but its health command has not exited 0 yet (last answer: health command exited 1)"
+    )
+
+
+def test_a_redirect_fails_the_gate_at_once_with_what_it_answered():
+    answer = "answered 301 to https://10.0.0.5:8000/api/health/: the gate asks the container directly"
+
+    def probe(url, seconds):
+        return False, answer, True
+
+    script = Script({WEB["name"]: [inspect()]})
+    gate = run_gate([WEB], script.look, probe, script.clock, script.sleep, 60, 0.5)
+    assert not gate["ok"] and not gate["timed_out"] and gate["waited"] == 0.0
+    assert gate["failed"] == [{"name": WEB["name"], "reason": answer}]
+    message = failure_message(gate["failed"][0], gate["waited"], False, 60, ["GET /api/health/ 301"])
+    assert message.startswith("Container shop-web-r2 answered 301 to https://10.0.0.5:8000/api/health/")
