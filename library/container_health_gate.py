@@ -55,6 +55,12 @@ options:
     description: Seconds between two looks at the containers.
     type: float
     default: 0.5
+  headers:
+    description:
+      - Headers of every request to a health URL, such as C(X-Forwarded-Proto - https) for an app that redirects plain
+        HTTP (Django's C(SECURE_SSL_REDIRECT) behind C(SECURE_PROXY_SSL_HEADER)) when the proxy in front terminates HTTPS.
+    type: dict
+    default: {}
   http_timeout:
     description: Seconds one request to a health URL may take (at most what is left of O(wait_timeout)).
     type: float
@@ -158,10 +164,10 @@ from ansible_collections.community.docker.plugins.module_utils.common_api import
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def probe(url, seconds):
+def probe(url, seconds, headers=None):
     """(answered 200, what it answered) for a GET of ``url`` within ``seconds``. Nothing of the body is kept."""
     try:
-        with _OPENER.open(urllib.request.Request(url, method="GET"), timeout=seconds) as response:
+        with _OPENER.open(urllib.request.Request(url, method="GET", headers=headers or {}), timeout=seconds) as response:
             return response.status == 200, "HTTP %d" % response.status
     except urllib.error.HTTPError as exc:
         exc.close()
@@ -234,6 +240,7 @@ def main():
             wait_timeout=dict(type="float", default=60),
             interval=dict(type="float", default=0.5),
             http_timeout=dict(type="float", default=2),
+            headers=dict(type="dict", default={}),
             log_lines=dict(type="int", default=30),
             mask_values=dict(type="list", elements="str", default=[], no_log=True),
         ),
@@ -285,8 +292,9 @@ def main():
         )
 
     try:
-        gate = run_gate(containers, engine.look, probe, time.monotonic, time.sleep, params["wait_timeout"], params["interval"],
-                        params["http_timeout"])  # fmt: skip
+        headers = {str(k): str(v) for k, v in (params["headers"] or {}).items()}
+        gate = run_gate(containers, engine.look, lambda url, seconds: probe(url, seconds, headers), time.monotonic, time.sleep,
+                        params["wait_timeout"], params["interval"], params["http_timeout"])  # fmt: skip
     except (DockerException, RequestException) as exc:
         client.fail("health gate: the Docker engine failed: %s" % to_native(exc), exception=traceback.format_exc())
     if gate["ok"]:
