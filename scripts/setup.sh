@@ -19,6 +19,7 @@ declare -A STANDIN=(
   ["python:3.11-slim-bookworm"]="python"
   ["postgres:15-bookworm"]="postgres"
   ["nginx:stable-bookworm"]="nginx"
+  ["redis:7-bookworm"]="redis"
 )
 # apt-get without questions or restart prompts
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 NEEDRESTART_MODE=l
