@@ -118,6 +118,14 @@ def test_logs_shows_redis(redis):
     assert "Ready to accept connections" in result.stdout
 
 
+def test_status_shows_redis_running_healthy_with_its_memory(redis):
+    redis.state_dir.mkdir(exist_ok=True)  # (status reads the state folder a deploy makes; none ran here)
+    result = redis.playbook("status", "-e", json.dumps({"smart_deploy_accessories": {"redis": {"maxmemory": "64mb"}}}))
+    assert_ok(result)
+    line = next(line for line in result.stdout.splitlines() if "%s-redis" % redis.name in line and "memory" in line)
+    assert "(healthy)" in line and "of 64.00M (allkeys-lru)" in line, line
+
+
 def test_dropped_from_the_inventory_it_keeps_running_with_its_data(redis):
     started = inspect(redis, "{{.Id}}")
     result = accessories(redis, {})

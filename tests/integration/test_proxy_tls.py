@@ -196,6 +196,12 @@ def test_maintenance_mode_answers_503_with_the_page_but_the_health_path(proxy):
     again = proxy.maintenance("on", "-e", json.dumps({"message": "Back at 14:00 <UTC>"}))
     assert_ok(again)
     assert "(already)" in again.stdout
+    status = proxy.notes.playbook("status", "-e", "@%s" % proxy.vars_file)
+    assert_ok(status)
+    said = " ".join(status.stdout.split())
+    assert "maintenance: ON since " in said and " by pytest: Back at 14:00 <UTC>" in said
+    assert "https: on 127.0.0.1:%d, certificate CN=localhost, valid until " % proxy.https_port in said
+    assert "maintenance on by pytest" in said  # the history's newest events
 
 
 def test_maintenance_mode_survives_a_restart_and_a_reload_of_the_proxy(proxy):
