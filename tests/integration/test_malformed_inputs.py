@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.integration.conftest import VENV_BIN, assert_ok, run
 from tests.integration.shop_releases import add_migration
+from tests.integration.tls import LocalCA, other_key_pem
 
 # The check stages that report every problem of a run at once: cases refused by the same stage of the same
 # playbook, with no preparation and variables of their own, share one ansible-playbook run (grouped_runs).
@@ -39,6 +40,22 @@ def components_with(**backend) -> dict:
             entry[key] = value
     frontend = {"context": "frontend", "container": "frontend", "port": 80, "health_path": "/healthz"}
     return {"smart_deploy_components": {"backend": entry, "frontend": frontend}}
+
+
+# HTTPS inputs (issue 20): certificates made here by a CA of the test's own. The cases of one check stage and playbook
+# share a run, so the ones that set the same variables set them to the same values: an expired certificate with the
+# key of another one (two problems, each its case), and text that is not PEM for both with the HTTPS port on the HTTP one.
+_CA = LocalCA()
+TLS_EXPIRED_OTHER_KEY = {
+    "smart_deploy_tls_certificate": _CA.issue(valid_from_days=-20, valid_days=10).certificate,
+    "smart_deploy_tls_key": other_key_pem(),
+}
+TLS_NOT_PEM_SAME_PORT = {
+    "smart_deploy_tls_certificate": "/etc/ssl/certs/site.pem",
+    "smart_deploy_tls_key": "not a key",
+    "smart_deploy_http_port": 18080,
+    "smart_deploy_https_port": 18080,
+}
 
 
 @dataclass
@@ -210,6 +227,50 @@ CASES = [
     ),
     Case("conflicting-leaf-migrations", "conflicting migrations (several leaf nodes) in cart", setup="conflicting_leaves", builds=True),
     Case("host-does-not-answer", "UNREACHABLE", setup="unreachable_host", exit_code=4),
+    # accessories, HTTPS, one-off commands and maintenance mode (issue 20)
+    Case(
+        "accessory-unknown-key",
+        "unknown key `max_memory` in smart_deploy_accessories.redis; did you mean `maxmemory`?",
+        extra={"smart_deploy_accessories": {"redis": {"max_memory": "1gb"}}},
+        stage=INPUTS,
+    ),
+    Case(
+        "accessory-unknown-kind",
+        "unknown accessory `memcached` in smart_deploy_accessories (known: redis)",
+        playbook="rollback",
+        extra={"smart_deploy_accessories": {"memcached": {}}},
+        stage=INPUTS,
+    ),
+    Case("tls-certificate-expired", "smart_deploy_tls_certificate expired on ", extra=TLS_EXPIRED_OTHER_KEY, stage=INPUTS),
+    Case(
+        "tls-key-of-another-certificate",
+        "smart_deploy_tls_key does not match smart_deploy_tls_certificate (CN=localhost",
+        extra=TLS_EXPIRED_OTHER_KEY,
+        stage=INPUTS,
+    ),
+    Case(
+        "tls-certificate-not-pem",
+        "smart_deploy_tls_certificate is not PEM text (-----BEGIN CERTIFICATE----- ...) - a file name?",
+        playbook="rollback",
+        extra=TLS_NOT_PEM_SAME_PORT,
+        stage=INPUTS,
+    ),
+    Case(
+        "tls-key-not-pem",
+        "smart_deploy_tls_key is not PEM text (-----BEGIN PRIVATE KEY----- ...); the value is not shown",
+        playbook="rollback",
+        extra=TLS_NOT_PEM_SAME_PORT,
+        stage=INPUTS,
+    ),
+    Case(
+        "https-port-is-the-http-port",
+        "smart_deploy_https_port is 18080, the same port as smart_deploy_http_port on the same address",
+        playbook="rollback",
+        extra=TLS_NOT_PEM_SAME_PORT,
+        stage=INPUTS,
+    ),
+    Case("manage-without-a-command", "manage needs the command after --", cli=["manage", "migrate"], exit_code=2),
+    Case("maintenance-not-on-or-off", "maintenance takes 'on' or 'off', not 'maybe'", cli=["maintenance", "maybe"], exit_code=2),
 ]
 
 
@@ -327,8 +388,9 @@ def run_cli(shop, args):
 # --- cases that share a run ---------------------------------------------------------------------------
 def shared_runs(cases) -> list:
     """The groups of cases that one ansible-playbook run refuses together: the same playbook, check stage and
-    exit code, no preparation, no ./deploy, no arguments, and each variable set by one case of the group only
-    (first fit, in the matrix's order). A case that fits no group runs on its own."""
+    exit code, no preparation, no ./deploy, no arguments, and each variable set by one case of the group only, or
+    to the same value by each that sets it (first fit, in the matrix's order). A case that fits no group runs on
+    its own."""
     groups = []
     for case in cases:
         if case.stage is None or case.setup or case.cli is not None or case.args or case.builds:
@@ -336,7 +398,7 @@ def shared_runs(cases) -> list:
         for group in groups:
             first = group[0]
             same = (first.playbook, first.stage, first.exit_code) == (case.playbook, case.stage, case.exit_code)
-            if same and not any(set(other.extra) & set(case.extra) for other in group):
+            if same and all(other.extra[name] == case.extra[name] for other in group for name in set(other.extra) & set(case.extra)):
                 group.append(case)
                 break
         else:
