@@ -98,9 +98,9 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 2. Ansible collections: the 'ansible' package bundles them; Galaxy (requirements.yml) only if missing.
 # ---------------------------------------------------------------------------------------------
-step "Ansible collections (community.docker, community.postgresql, community.general, ansible.posix)"
+step "Ansible collections (community.docker, community.postgresql, community.general, community.crypto, ansible.posix)"
 missing=()
-for c in community.docker community.postgresql community.general ansible.posix; do
+for c in community.docker community.postgresql community.general community.crypto ansible.posix; do
   "$VENV/bin/ansible-galaxy" collection list "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 if ((${#missing[@]})); then
