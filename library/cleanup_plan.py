@@ -88,6 +88,7 @@ def container_of(raw):
         "image": raw.get("Image", ""),
         "running": raw.get("State") == "running",
         "component": labels.get("smart-deploy.component"),
+        "accessory": labels.get("smart-deploy.accessory"),
     }
 
 

@@ -73,6 +73,12 @@ options:
     description: Seconds between two looks at the containers.
     type: float
     default: 0.5
+  headers:
+    description:
+      - Headers of every request to a health URL, such as C(X-Forwarded-Proto - https) for an app that redirects plain
+        HTTP (Django's C(SECURE_SSL_REDIRECT) behind C(SECURE_PROXY_SSL_HEADER)) when the proxy in front terminates HTTPS.
+    type: dict
+    default: {}
   http_timeout:
     description: Seconds one request to a health URL may take (at most what is left of O(wait_timeout)).
     type: float
@@ -81,12 +87,6 @@ options:
     description: Log lines of a failed container shown in the failure message; V(0) shows none.
     type: int
     default: 30
-  headers:
-    description:
-      - Headers sent with every request to a health URL, such as C(X-Forwarded-Proto) as smart-deploy's proxy
-        sends it - an app with C(SECURE_PROXY_SSL_HEADER) and C(SECURE_SSL_REDIRECT) answers a request marked https.
-    type: dict
-    default: {}
   mask_values:
     description:
       - Secrets to mask out of everything the module returns, its log lines first (a crashing app may print

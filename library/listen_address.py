@@ -31,6 +31,14 @@ options:
     description: Docker command line client.
     type: str
     default: docker
+  bind_var:
+    description: Name of the setting O(bind) comes from, as failures name it.
+    type: str
+    default: smart_deploy_http_bind
+  port_var:
+    description: Name of the setting O(port) comes from, as failures name it.
+    type: str
+    default: smart_deploy_http_port
 attributes:
   check_mode:
     support: full
@@ -128,30 +136,33 @@ def main():
             port=dict(type="int", required=True),
             owner=dict(type="str"),
             docker_cli=dict(type="str", default="docker"),
+            bind_var=dict(type="str", default="smart_deploy_http_bind"),
+            port_var=dict(type="str", default="smart_deploy_http_port"),
         ),
         supports_check_mode=True,
     )
     bind, port, owner = module.params["bind"], module.params["port"], module.params["owner"]
+    bind_var, port_var = module.params["bind_var"], module.params["port_var"]
     where = "%s:%d" % (bind if ":" not in bind else "[%s]" % bind, port)
     try:
         ipaddress.ip_address(bind)
     except ValueError:
-        module.fail_json(msg="smart_deploy_http_bind '%s' is not an IP address" % bind, holders=[])
+        module.fail_json(msg="%s '%s' is not an IP address" % (bind_var, bind), holders=[])
     if not 1 <= port <= 65535:
-        module.fail_json(msg="smart_deploy_http_port %d is not a port number (1-65535)" % port, holders=[])
+        module.fail_json(msg="%s %d is not a port number (1-65535)" % (port_var, port), holders=[])
     docker = module.get_bin_path(module.params["docker_cli"]) or module.params["docker_cli"]
     holders = publishers(docker, port, bind)
     others = [name for name in holders if name != owner]
     if others:
-        module.fail_json(msg="smart_deploy_http_port: %s is already published by the container(s) %s: choose another "
-                         "smart_deploy_http_port or stop them" % (where, ", ".join(others)), holders=holders)  # fmt: skip
+        module.fail_json(msg="%s: %s is already published by the container(s) %s: choose another "
+                         "%s or stop them" % (port_var, where, ", ".join(others), port_var), holders=holders)  # fmt: skip
     refused = try_bind(bind, port)
     if refused == errno.EADDRNOTAVAIL:
-        module.fail_json(msg="smart_deploy_http_bind: %s is not an address of this host (%s): use one of its own addresses, "
-                         "127.0.0.1 or 0.0.0.0" % (bind, socket.gethostname()), holders=holders)  # fmt: skip
+        module.fail_json(msg="%s: %s is not an address of this host (%s): use one of its own addresses, "
+                         "127.0.0.1 or 0.0.0.0" % (bind_var, bind, socket.gethostname()), holders=holders)  # fmt: skip
     if refused == errno.EADDRINUSE and owner not in holders:
-        module.fail_json(msg="smart_deploy_http_port: %s is already in use by another program on this host: choose another "
-                         "smart_deploy_http_port or stop that program" % where, holders=holders)  # fmt: skip
+        module.fail_json(msg="%s: %s is already in use by another program on this host: choose another "
+                         "%s or stop that program" % (port_var, where, port_var), holders=holders)  # fmt: skip
     if refused not in (None, errno.EADDRINUSE):
         module.fail_json(msg="cannot listen on %s: %s" % (where, errno.errorcode.get(refused, refused)), holders=holders)
     module.exit_json(changed=False, state="ours" if owner in holders else "free", holders=holders)

@@ -19,6 +19,8 @@ description:
     C(rolled-back), and a new C(live) entry of kind C(rollback) is appended. O(release) must have gone live before.
   - The values of production rows that PostgreSQL's messages carry are replaced by C(…) in O(reason) and
     O(fields) before they are stored (Key (name)=(…) is duplicated); counts, names and SQLSTATEs stay.
+  - V(event) appends O(fields) to the history's C(events) (what people did between deploys - a one-off management
+    command, maintenance mode on or off), with the time and the live release; the newest 100 are kept. No O(release) needed.
   - V(read) returns the history, the live release and the previous good one, and changes nothing.
 options:
   path:
@@ -32,13 +34,13 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [read, start, update, finish, fail, rollback]
+    choices: [read, start, update, finish, fail, rollback, event]
     default: read
   release:
     description: Release id the action is about. Required unless O(action=read).
     type: str
   fields:
-    description: Facts to store in the attempt (sha, images, strategy, backup, migrations, deployed_by...).
+    description: Facts to store in the attempt (sha, images, strategy, backup, migrations, deployed_by...), or the event (V(event)).
     type: dict
     default: {}
   reason:
@@ -110,7 +112,7 @@ interrupted:
   returned: always
   type: dict
 entry:
-  description: The entry the action touched.
+  description: The entry the action touched (the event, for V(event)).
   returned: unless O(action=read)
   type: dict
 """
@@ -129,7 +131,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             app=dict(type="str", required=True),
-            action=dict(type="str", choices=["read", "start", "update", "finish", "fail", "rollback"], default="read"),
+            action=dict(type="str", choices=["read", "start", "update", "finish", "fail", "rollback", "event"], default="read"),
             release=dict(type="str"),
             fields=dict(type="dict", default={}),
             reason=dict(type="str"),
@@ -160,6 +162,8 @@ def main():
             after = releases.finish(before, release_id, now, params["fields"])
         elif action == "rollback":
             after = releases.rollback(before, release_id, now, params["fields"])
+        elif action == "event":
+            after = releases.record_event(before, params["fields"], now)
         else:
             after = releases.fail(before, release_id, now, params["reason"], params["fields"])
     except releases.ReleaseStateError as exc:
@@ -183,7 +187,9 @@ def main():
     )
     if params["backup_of"]:
         result["backup"] = releases.backup_after(after, params["backup_of"])
-    if action != "read":
+    if action == "event":
+        result["entry"] = after["events"][-1]
+    elif action != "read":
         result["entry"] = next((e for e in reversed(after["releases"]) if e.get("id") == release_id), {})
         result["diff"] = dict(
             before=json.dumps(before, indent=2, sort_keys=True) + "\n",

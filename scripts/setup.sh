@@ -19,6 +19,7 @@ declare -A STANDIN=(
   ["python:3.11-slim-bookworm"]="python"
   ["postgres:15-bookworm"]="postgres"
   ["nginx:stable-bookworm"]="nginx"
+  ["redis:7-bookworm"]="redis"
 )
 # apt-get without questions or restart prompts
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 NEEDRESTART_MODE=l
@@ -97,9 +98,9 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 2. Ansible collections: the 'ansible' package bundles them; Galaxy (requirements.yml) only if missing.
 # ---------------------------------------------------------------------------------------------
-step "Ansible collections (community.docker, community.postgresql, community.general, ansible.posix)"
+step "Ansible collections (community.docker, community.postgresql, community.general, community.crypto, ansible.posix)"
 missing=()
-for c in community.docker community.postgresql community.general ansible.posix; do
+for c in community.docker community.postgresql community.general community.crypto ansible.posix; do
   "$VENV/bin/ansible-galaxy" collection list "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 if ((${#missing[@]})); then

@@ -45,6 +45,8 @@ def plan_cleanup(history: dict, containers: list, images: list, keep_releases: i
         name = container["name"]
         if container.get("running"):
             reasons[name] = "running"
+        elif container.get("accessory"):
+            reasons[name] = "an accessory (%s): kept, like its data" % container["accessory"]
         elif container.get("component") in SERVICE_COMPONENTS_EXCLUDED or not container.get("component"):
             reasons[name] = "not a release container"
         elif name in keep_containers:

@@ -11,11 +11,13 @@ rules. Self-contained on purpose: the action plugin loads this file by its path.
 
 from __future__ import annotations
 
+import datetime
+import difflib
 import ipaddress
 import os
 import re
 import shlex
-from typing import Any, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -97,7 +99,20 @@ ROLE_NAMES = {
     "rollback": {"release": "rollback_release", "restore_db": "rollback_restore_db"},
     "status": {"history": "status_history"},
     "logs": {"lines": "logs_lines", "component": "logs_component", "since": "logs_since"},
+    "maintenance": {"maintenance": "proxy_maintenance_state", "message": "proxy_maintenance_message"},
 }
+# The variables of HTTPS at the proxy (groups tls and tls_rollback).
+TLS_VARIABLES = (
+    "smart_deploy_tls_certificate",
+    "smart_deploy_tls_key",
+    "smart_deploy_http_bind",
+    "smart_deploy_http_port",
+    "smart_deploy_https_bind",
+    "smart_deploy_https_port",
+    "smart_deploy_https_redirect",
+    "smart_deploy_hsts_max_age",
+    "smart_deploy_trusted_proxies",
+)
 
 # The variables each group of checks reads.
 GROUPS = {
@@ -108,13 +123,18 @@ GROUPS = {
         "smart_deploy_db_name", "smart_deploy_db_user", "smart_deploy_http_bind", "smart_deploy_http_port",
         "smart_deploy_db_mode", "smart_deploy_db_host", "smart_deploy_db_port", "smart_deploy_db_sslmode", "smart_deploy_db_client_image",
         "smart_deploy_app_env", "smart_deploy_app_secret_env", "health_check_endpoints", "smart_deploy_routes",
-        "smart_deploy_accept",
+        "smart_deploy_accept", "smart_deploy_accessories", "groups",
         "release_health_forwarded_proto",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
+    "tls": TLS_VARIABLES,
+    "tls_rollback": TLS_VARIABLES,
+    "manage": ("manage_args", "manage_env", "manage_lock"),
+    "maintenance": ("maintenance", "message", "proxy_maintenance_state", "proxy_maintenance_message", "proxy_maintenance_page",
+                    "proxy_maintenance_retry_after"),
     "rollback": ("release", "restore_db") + tuple(ROLE_NAMES["rollback"].values()),
     "status": ("history", "status_html", "status_last") + tuple(ROLE_NAMES["status"].values()),
-    "logs": ("lines", "component", "since", "smart_deploy_components") + tuple(ROLE_NAMES["logs"].values()),
+    "logs": ("lines", "component", "since", "smart_deploy_components", "smart_deploy_accessories") + tuple(ROLE_NAMES["logs"].values()),
 }  # fmt: skip
 
 
@@ -645,6 +665,8 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     for key in BOOLEANS:
         if key in v and as_bool(v[key]) is None:
             problems.append("%s must be true or false, got %s" % (key, describe(v[key])))
+    if "smart_deploy_accessories" in v:
+        problems += accessory_problems(v["smart_deploy_accessories"], v.get("groups"))
     return problems
 
 
@@ -742,6 +764,8 @@ def logs_problems(v: dict) -> List[str]:
     known = (
         sorted(list(components) + ["database", "proxy"]) if isinstance(components, dict) else ["backend", "database", "frontend", "proxy"]
     )
+    accessories = v.get("smart_deploy_accessories")
+    known = sorted(set(known) | (set(accessories) & set(ACCESSORY_KEYS) if isinstance(accessories, dict) else set()))
     for name, component in _given(v, "logs", "component"):
         if component not in (None, "") and component not in known:
             problems.append("%s must be one of %s, got %r" % (name, ", ".join(known), component))
@@ -751,7 +775,306 @@ def logs_problems(v: dict) -> List[str]:
     return problems
 
 
-CHECKS = {"app": app_problems, "secrets": secret_problems, "rollback": rollback_problems, "status": status_problems, "logs": logs_problems}
+# --- mappings with known keys ---------------------------------------------------------------------------------
+def unknown_key_problems(where: str, mapping: dict, known: Iterable[str], what: str = "key") -> List[str]:
+    """One problem per key of ``mapping`` that is not in ``known``, naming it and the nearest known key:
+    "unknown key `max_memory` in smart_deploy_accessories.redis; did you mean `maxmemory`? (known: ...)"."""
+    known = sorted(known)
+    problems = []
+    for key in mapping:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        problems.append(
+            "unknown %s `%s` in %s%s (known: %s)"
+            % (what, key, where, "; did you mean `%s`?" % near[0] if near else "", ", ".join(known) or "none")
+        )
+    return problems
+
+
+# --- accessories (smart_deploy_accessories) ---------------------------------------------------------------------
+# Known kinds of accessory and the keys of each (roles/accessories; defaults in roles/smart_deploy: smart_deploy_redis).
+ACCESSORY_KEYS = {"redis": ("image", "password", "maxmemory", "maxmemory_policy", "appendonly")}
+REDIS_POLICIES = (
+    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+)  # fmt: skip
+# Redis's memory units (1k, 1kb, 1m, 1mb, 1g, 1gb, any case) or bytes
+REDIS_MEMORY_RE = re.compile(r"^[0-9]+(?:[kmg]b?)?$", re.IGNORECASE)
+# printable ASCII without space, quotes or backslash: it goes into redis.conf between double quotes, and URL-quoted into the URL
+REDIS_PASSWORD_RE = re.compile(r"^[A-Za-z0-9!#$%&()*+,./:;<=>?@\[\]^_{|}~-]{16,512}$")
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+
+
+def accessory_problems(accessories: Any, groups: Any = None) -> List[str]:
+    """smart_deploy_accessories: known kinds, each with known keys and values of the right form."""
+    name = "smart_deploy_accessories"
+    if accessories in (None, "", {}):
+        return []
+    if not isinstance(accessories, dict):
+        return ["%s must be a mapping of accessory -> settings, such as {redis: {}}, got %s" % (name, describe(accessories))]
+    problems = unknown_key_problems(name, accessories, ACCESSORY_KEYS, what="accessory")
+    if isinstance(groups, dict):
+        app_hosts = groups.get("app_servers") or []
+        if len(app_hosts) > 1 or groups.get("lb"):
+            problems.append(
+                "%s: a fleet's app hosts cannot share an accessory run on one of them yet - run Redis where every app host reaches "
+                "it and give the app its URL in smart_deploy_app_secret_env (README, 'Redis beside the app')" % name
+            )
+    for kind, settings in accessories.items():
+        if kind not in ACCESSORY_KEYS:
+            continue
+        where = "%s.%s" % (name, kind)
+        if settings is None:
+            continue
+        if not isinstance(settings, dict):
+            problems.append("%s must be a mapping of settings ({} for the defaults), got %s" % (where, describe(settings)))
+            continue
+        problems += unknown_key_problems(where, settings, ACCESSORY_KEYS[kind])
+        if kind == "redis":
+            problems += redis_problems(where, settings)
+    return problems
+
+
+def redis_problems(where: str, settings: dict) -> List[str]:
+    problems = []
+    image = settings.get("image", "redis:7-bookworm")
+    if not isinstance(image, str) or not IMAGE_RE.match(image):
+        problems.append("%s.image must be an image name such as redis:7-bookworm, got %s" % (where, describe(image)))
+    if "password" in settings:
+        password = settings["password"]
+        if not isinstance(password, str):
+            problems.append("%s.password must be a string (quote it in YAML), got %s" % (where, kind_of(password)))
+        elif not REDIS_PASSWORD_RE.match(password):
+            problems.append(
+                "%s.password must be 16-512 printable characters without spaces, quotes or backslashes (the value is not shown)" % where
+            )
+    memory = settings.get("maxmemory", "")
+    if memory not in ("", None) and (isinstance(memory, bool) or not REDIS_MEMORY_RE.match(str(memory))):
+        problems.append("%s.maxmemory must be a size such as 256mb or 1gb (or bytes), got %s" % (where, describe(memory)))
+    policy = settings.get("maxmemory_policy", "noeviction")
+    if policy not in REDIS_POLICIES:
+        problems.append("%s.maxmemory_policy must be one of %s, got %s" % (where, ", ".join(REDIS_POLICIES), describe(policy)))
+    if "appendonly" in settings and as_bool(settings["appendonly"]) is None:
+        problems.append("%s.appendonly must be true or false, got %s" % (where, describe(settings["appendonly"])))
+    return problems
+
+
+# --- HTTPS at the proxy (groups tls and tls_rollback) -------------------------------------------------------------
+def community_crypto() -> tuple:
+    """community.crypto's filters that read a certificate, a private key and a PEM bundle, on the controller
+    (the collection comes with the `ansible` package); ImportError when it is missing."""
+    from ansible_collections.community.crypto.plugins.filter.openssl_privatekey_info import openssl_privatekey_info_filter
+    from ansible_collections.community.crypto.plugins.filter.split_pem import split_pem_filter
+    from ansible_collections.community.crypto.plugins.filter.x509_certificate_info import x509_certificate_info_filter
+
+    return x509_certificate_info_filter, openssl_privatekey_info_filter, split_pem_filter
+
+
+def asn1_time(text: str) -> datetime.datetime:
+    """community.crypto's ASN.1 time (20261208222106Z) as an aware UTC datetime."""
+    return datetime.datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def subject_of(info: dict) -> str:
+    subject = info.get("subject") or {}
+    name = subject.get("commonName") or ", ".join("%s=%s" % item for item in sorted(subject.items())) or "no subject"
+    alt = [n.split(":", 1)[-1] for n in info.get("subject_alt_name") or []]
+    return "CN=%s%s" % (name, " (%s)" % ", ".join(alt[:4]) if alt else "")
+
+
+def _overlap(bind_a: Any, bind_b: Any) -> bool:
+    """Whether two listen addresses can clash on one port: the same address, or either one every address."""
+    a, b = str(bind_a), str(bind_b)
+    return a == b or a in ("0.0.0.0", "::") or b in ("0.0.0.0", "::")
+
+
+def tls_problems(v: dict, dates: bool = True, now: Optional[datetime.datetime] = None, crypto: Optional[Callable] = None) -> List[str]:
+    """HTTPS at the proxy: the certificate and its key (PEM, a pair, within their validity dates when ``dates``),
+    its address and port, the redirect, HSTS and the trusted load balancers' networks. The key is never shown."""
+    problems = []
+    cert, key = v.get("smart_deploy_tls_certificate", ""), v.get("smart_deploy_tls_key", "")
+    trusted = v.get("smart_deploy_trusted_proxies", [])
+    if trusted not in (None, "") and not isinstance(trusted, list):
+        problems.append("smart_deploy_trusted_proxies must be a list of networks (10.0.0.0/8), got %s" % describe(trusted))
+    else:
+        for index, network in enumerate(trusted or []):
+            try:
+                ipaddress.ip_network(str(network), strict=False)
+            except ValueError:
+                problems.append(
+                    "smart_deploy_trusted_proxies[%d] must be a network such as 10.0.0.0/8 or 192.0.2.7, got %r" % (index, network)
+                )
+    redirect = v.get("smart_deploy_https_redirect", False)
+    if as_bool(redirect) is None:
+        problems.append("smart_deploy_https_redirect must be true or false, got %s" % describe(redirect))
+    hsts = v.get("smart_deploy_hsts_max_age", 0)
+    if as_int(hsts) is None or as_int(hsts) < 0:
+        problems.append("smart_deploy_hsts_max_age must be a whole number of seconds >= 0 (0: no HSTS), got %s" % describe(hsts))
+    if not isinstance(cert, str):
+        return problems + ["smart_deploy_tls_certificate must be the certificate's PEM text, got %s" % kind_of(cert)]
+    if not isinstance(key, str):
+        return problems + ["smart_deploy_tls_key must be the private key's PEM text, got %s (the value is not shown)" % kind_of(key)]
+    if not cert.strip():
+        if key.strip():
+            problems.append("smart_deploy_tls_key is set but smart_deploy_tls_certificate is empty: give both for HTTPS, or neither")
+        if as_bool(redirect):
+            problems.append("smart_deploy_https_redirect needs HTTPS: set smart_deploy_tls_certificate and smart_deploy_tls_key")
+        if (as_int(hsts) or 0) > 0:
+            problems.append("smart_deploy_hsts_max_age needs HTTPS: set smart_deploy_tls_certificate and smart_deploy_tls_key")
+        return problems
+    port, http_port = as_int(v.get("smart_deploy_https_port", 8443)), as_int(v.get("smart_deploy_http_port", 8080))
+    bind, http_bind = (
+        v.get("smart_deploy_https_bind", v.get("smart_deploy_http_bind", "127.0.0.1")),
+        v.get("smart_deploy_http_bind", "127.0.0.1"),
+    )
+    if port is None or not 1 <= port <= 65535:
+        problems.append("smart_deploy_https_port must be a port number 1-65535, got %s" % describe(v.get("smart_deploy_https_port")))
+    elif port == http_port and _overlap(bind, http_bind):
+        problems.append(
+            "smart_deploy_https_port is %d, the same port as smart_deploy_http_port on the same address: HTTPS needs a port of its own "
+            "(8443, or 443 with HTTP on 80)" % port
+        )
+    try:
+        ipaddress.ip_address(str(bind))
+    except ValueError:
+        problems.append("smart_deploy_https_bind must be an IP address of the target (127.0.0.1, 0.0.0.0, ::1), got %r" % (bind,))
+    if not key.strip():
+        problems.append(
+            "smart_deploy_tls_key is empty: the certificate's private key (PEM text, vaulted) goes with smart_deploy_tls_certificate"
+        )
+    try:
+        read_certificate, read_key, split_pem = (crypto or community_crypto)()
+    except ImportError as exc:
+        return problems + [
+            "smart_deploy_tls_certificate cannot be checked: community.crypto (bundled with the ansible package) is missing (%s)" % exc
+        ]
+    key_info = None
+    if key.strip():
+        if "-----BEGIN" not in key:
+            problems.append("smart_deploy_tls_key is not PEM text (-----BEGIN PRIVATE KEY----- ...); the value is not shown")
+        elif "ENCRYPTED" in key.split("\n", 1)[0] or "Proc-Type: 4,ENCRYPTED" in key:
+            problems.append(
+                "smart_deploy_tls_key is encrypted: decrypt it (openssl pkey -in key.pem -out plain.pem) and vault the plain key"
+            )
+        else:
+            try:
+                key_info = read_key(key)
+            except Exception:  # never say more: the message could quote the key
+                problems.append("smart_deploy_tls_key is not a PEM private key that can be read (the value is not shown)")
+    if "-----BEGIN" not in cert:
+        shown = (
+            " - a file name? Give its text: \"{{ lookup('file', '%s') }}\"" % cert.strip()
+            if cert.strip().startswith(("/", "~", "."))
+            else ""
+        )
+        return problems + ["smart_deploy_tls_certificate is not PEM text (-----BEGIN CERTIFICATE----- ...)%s" % shown]
+    blocks = split_pem(cert)
+    infos = []
+    for index, block in enumerate(blocks or [cert]):
+        label = "smart_deploy_tls_certificate" + (" (certificate %d of its chain)" % (index + 1) if len(blocks) > 1 else "")
+        if "PRIVATE KEY" in block.split("\n", 1)[0]:
+            problems.append("%s holds a private key: the key goes into smart_deploy_tls_key (vaulted), not with the certificate" % label)
+            continue
+        try:
+            infos.append(read_certificate(block))
+        except Exception as exc:  # community.crypto says why (AnsibleFilterError): a broken certificate is not a secret
+            problems.append("%s is not a valid PEM certificate: %s" % (label, str(exc).splitlines()[0][:200]))
+    if not infos:
+        return problems
+    leaf = infos[0]
+    if key_info is not None and key_info.get("public_key") != leaf.get("public_key"):
+        other = next((n for n, info in enumerate(infos[1:], 2) if info.get("public_key") == key_info.get("public_key")), None)
+        problems.append(
+            "smart_deploy_tls_key does not match smart_deploy_tls_certificate (%s): %s"
+            % (subject_of(leaf), "it is the key of certificate %d of the chain - put the server's own certificate first" % other
+               if other else "the certificate was made for another key")
+        )  # fmt: skip
+    if dates:
+        moment = now or datetime.datetime.now(datetime.timezone.utc)
+        for index, info in enumerate(infos):
+            which = "smart_deploy_tls_certificate" + (" (certificate %d of its chain, %s)" % (index + 1, subject_of(info)) if index else "")
+            try:
+                not_before, not_after = asn1_time(info["not_before"]), asn1_time(info["not_after"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if not_after <= moment:
+                problems.append(
+                    "%s expired on %s (%s): renew it"
+                    % (which, not_after.strftime("%Y-%m-%d %H:%M UTC"), subject_of(info) if not index else "")
+                )
+            elif not_before > moment:
+                problems.append(
+                    "%s is not valid before %s (%s): it would be refused by every client until then"
+                    % (which, not_before.strftime("%Y-%m-%d %H:%M UTC"), subject_of(info) if not index else "")
+                )
+    return problems
+
+
+def tls_rollback_problems(v: dict) -> List[str]:
+    """A rollback's checks of HTTPS: all but the validity dates (a rollback must go through with an expiring certificate)."""
+    return tls_problems(v, dates=False)
+
+
+# --- one-off commands and maintenance ---------------------------------------------------------------------------
+def manage_problems(v: dict) -> List[str]:
+    problems = []
+    args = v.get("manage_args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        problems.append(
+            "manage_args must be the arguments of manage.py as a list of strings, such as [migrate, --check] "
+            "(./deploy manage -- migrate --check), got %s" % describe(args)
+        )
+    elif any("\x00" in a for a in args):
+        problems.append("manage_args holds a NUL character, which no command line can carry")
+    elif not args[0].strip():
+        problems.append("manage_args must start with the name of a management command, got an empty one")
+    problems += env_problems("manage_env", v.get("manage_env"), secret=True)
+    if "manage_lock" in v and as_bool(v["manage_lock"]) is None:
+        problems.append("manage_lock must be true or false, got %s" % describe(v["manage_lock"]))
+    return problems
+
+
+MAINTENANCE_STATES = ("on", "off")
+# HAProxy keeps the page in one buffer (tune.bufsize, 16 kB by default) with its headers
+MAINTENANCE_PAGE_MAX_BYTES = 15000
+
+
+def maintenance_problems(v: dict, is_file=os.path.isfile, size_of=os.path.getsize) -> List[str]:
+    problems = []
+    states = _given(v, "maintenance", "maintenance")
+    if not states:
+        problems.append("maintenance must be on or off (./deploy maintenance on|off), got nothing")
+    for name, state in states:
+        word = {True: "on", False: "off"}.get(as_bool(state), state)
+        if word not in MAINTENANCE_STATES:
+            problems.append("%s must be on or off, got %s" % (name, describe(state)))
+    for name, message in _given(v, "maintenance", "message"):
+        if message is not None and (not isinstance(message, str) or len(message) > 1000):
+            problems.append("%s (the text of the maintenance page) must be a text of at most 1000 characters, got %s"
+                            % (name, describe(message)[:60]))  # fmt: skip
+    page = v.get("proxy_maintenance_page", "")
+    if page not in ("", None):
+        if not isinstance(page, str) or not page.startswith("/"):
+            problems.append("proxy_maintenance_page must be the absolute path of an HTML file on the controller, got %r" % (page,))
+        elif not is_file(page):
+            problems.append("proxy_maintenance_page '%s' is not a file on the controller" % page)
+        elif size_of(page) > MAINTENANCE_PAGE_MAX_BYTES:
+            problems.append(
+                "proxy_maintenance_page '%s' is %d bytes: the proxy serves at most %d (inline the CSS, link the images)"
+                % (page, size_of(page), MAINTENANCE_PAGE_MAX_BYTES)
+            )
+    if "proxy_maintenance_retry_after" in v:
+        number = as_int(v["proxy_maintenance_retry_after"])
+        if number is None or number < 0:
+            problems.append("proxy_maintenance_retry_after (seconds, the Retry-After header) must be a whole number >= 0, got %s"
+                            % describe(v["proxy_maintenance_retry_after"]))  # fmt: skip
+    return problems
+
+
+CHECKS = {
+    "app": app_problems, "secrets": secret_problems, "rollback": rollback_problems, "status": status_problems, "logs": logs_problems,
+    "tls": tls_problems, "tls_rollback": tls_rollback_problems, "manage": manage_problems, "maintenance": maintenance_problems,
+}  # fmt: skip
 
 
 def problems_of(values: dict, groups: Iterable[str], source_is_dir=os.path.isdir) -> List[str]:

@@ -9,6 +9,9 @@ One entry per deploy attempt, oldest first. Status of an entry:
   superseded  was live, then a newer release went live
   failed      the attempt failed (``reason`` says why); what it changed was put back
   rolled-back was live, then a rollback put an older release back
+
+Beside the releases, ``events`` records what people did to the live release between deploys (a one-off
+management command, maintenance mode on or off), newest last, at most EVENTS_KEPT of them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ansible.module_utils.smart_deploy.common import to_iso
 
 FORMAT = 1
 GOOD_STATUSES = ("live", "superseded")
+EVENTS_KEPT = 100
 
 
 class ReleaseStateError(ValueError):
@@ -192,4 +196,16 @@ def trim(doc: dict, limit: int) -> dict:
     if live is not None and live not in kept:
         kept = [live] + kept[1:]
     doc["releases"] = kept
+    return doc
+
+
+def record_event(doc: dict, event: dict, now: datetime.datetime) -> dict:
+    """Append ``event`` (kind, by, ...: a one-off command, maintenance on or off) to ``events``, with when it happened
+    and the release that was live; the oldest go beyond EVENTS_KEPT. The releases are left as they are."""
+    doc = copy.deepcopy(doc)
+    entry = dict(event)
+    entry.setdefault("at", to_iso(now))
+    entry.setdefault("release", doc.get("current"))
+    events = list(doc.get("events") or []) + [entry]
+    doc["events"] = events[-EVENTS_KEPT:]
     return doc

@@ -21,7 +21,14 @@ _spec = importlib.util.spec_from_file_location(
 rules = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rules)
 
-SECRETS = ("smart_deploy_db_password", "smart_deploy_django_secret_key", "smart_deploy_app_secret_env")
+SECRETS = (
+    "smart_deploy_db_password",
+    "smart_deploy_django_secret_key",
+    "smart_deploy_app_secret_env",
+    "smart_deploy_tls_key",
+    "smart_deploy_accessories",
+    "manage_env",
+)
 
 
 class ActionModule(ActionBase):

@@ -130,7 +130,7 @@ class Deployment:
         name = self.name.replace("-", "_")
         derived = [hashlib.sha256(("%s:%s:%s_%s" % (self.db_password, kind, name, kind)).encode()).hexdigest() for kind in ("owner", "app")]
         assert derived[0] == self.owner_password()
-        found = [self.db_password, self.secret_key, self.app_secret, *derived]
+        found = [self.db_password, self.secret_key, self.app_secret, *derived, self.redis_password()]
         return found + [urllib.parse.quote(s, safe="") for s in found] + [self.db_password.split("@")[1]]
 
     def leaks(self, text: str) -> list:
@@ -258,6 +258,10 @@ class Deployment:
         app = "%s_app" % self.name.replace("-", "_")
         return hashlib.sha256(("%s:app:%s" % (self.db_password, app)).encode()).hexdigest()
 
+    def redis_password(self) -> str:
+        """Redis's password (smart_deploy_accessories.redis), as smart-deploy derives it from the database password."""
+        return hashlib.sha256(("%s:redis:%s" % (self.db_password, self.name)).encode()).hexdigest()
+
     def owner_password(self) -> str:
         """The database owner role's password, as smart-deploy derives it from the database password."""
         owner = "%s_owner" % self.name.replace("-", "_")
@@ -296,7 +300,7 @@ class Deployment:
             run(["docker", "network", "rm", network])
         # the database's and the dev database's volumes, and the app's named volumes (uploads: <name>-<volume>), which
         # smart-deploy itself never removes
-        volumes = {"%s-pgdata" % self.name, "%s-dev-pgdata" % self.name}
+        volumes = {"%s-pgdata" % self.name, "%s-dev-pgdata" % self.name, "%s-redis-data" % self.name}
         volumes.update(v for v in run(["docker", "volume", "ls", "-q"]).stdout.split() if v.startswith(self.name + "-"))
         run(["docker", "volume", "rm", "-f", *sorted(volumes)])
         images = run(["docker", "images", "-q", "--filter", "reference=%s-*" % self.name]).stdout.split()

@@ -28,12 +28,12 @@ class Notes(Deployment):
         return {"components_report": str(self.report)}
 
     def canaries(self) -> list:
-        """The database password and the secret key as given and quoted for a URL, and the owner's and the app
-        role's passwords derived from the database password (the notes inventory has no other secret)."""
+        """The database password and the secret key as given and quoted for a URL, and the owner's, the app
+        role's and Redis's passwords derived from the database password (the notes inventory has no other secret)."""
         derived = [
             hashlib.sha256(("%s:%s:%s_%s" % (self.db_password, kind, self.name, kind)).encode()).hexdigest() for kind in ("owner", "app")
         ]
-        found = [self.db_password, self.secret_key, *derived]
+        found = [self.db_password, self.secret_key, *derived, self.redis_password()]
         return found + [urllib.parse.quote(s, safe="") for s in found] + [self.db_password.split("@")[1]]
 
     def playbook(self, name: str, *args: str, timeout: int = 900):

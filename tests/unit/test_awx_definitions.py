@@ -36,7 +36,7 @@ VENV_BIN = Path(os.environ.get("SMART_DEPLOY_VENV", ROOT / ".venv")) / "bin"
 AWX = ROOT / "awx"
 SURVEYS = AWX / "surveys"
 SCHEMA = json.loads((AWX / "survey.schema.json").read_text())
-VERBS = ("deploy", "emergency", "validate", "rollback", "status", "logs", "backups", "cleanup")
+VERBS = ("deploy", "emergency", "validate", "rollback", "status", "logs", "backups", "cleanup", "maintenance")
 
 
 def ansible_yaml(path: Path):

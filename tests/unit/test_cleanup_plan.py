@@ -61,3 +61,11 @@ def test_images_of_kept_releases_and_of_remaining_containers_stay():
     containers = [container("shop-debug", running=True, image="shop-backend:r9")]
     plan = plan_cleanup(HISTORY, containers, images, keep_releases=0)
     assert sorted(plan["remove_images"]) == ["i1", "i3"]
+
+
+def test_a_stopped_accessory_stays_with_its_data():
+    # Redis stopped by hand (roles/accessories labels it smart-deploy.accessory): cleanup never removes it
+    redis = dict(container("shop-redis", component="redis"), accessory="redis")
+    plan = plan_cleanup(HISTORY, [redis, container("shop-web-r1")], [], keep_releases=0)
+    assert plan["remove_containers"] == ["shop-web-r1"]
+    assert plan["reasons"]["shop-redis"] == "an accessory (redis): kept, like its data"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-SEED_VERBS = ["dev", "build", "validate", "deploy", "emergency", "status", "logs", "cleanup", "rollback"]
+SEED_VERBS = ["dev", "build", "validate", "deploy", "emergency", "status", "logs", "cleanup", "rollback", "manage", "maintenance"]
 
 
 def deploy(*args, tmp_path):
@@ -191,3 +191,94 @@ def test_status_refuses_a_bad_html_file_or_count_before_anything_runs(tmp_path, 
 def test_help_tells_how_to_draw_the_last_deploys(tmp_path):
     result = deploy("--help", tmp_path=tmp_path)
     assert "--html FILE" in result.stdout and "--last N" in result.stdout and "status --html" in result.stdout
+
+
+# --- manage and maintenance: what they hand to their playbooks -------------------------------------------------
+
+
+def deploy_with_a_recording_playbook(*args, tmp_path, exit_code=0, command_exit=None):
+    """A copy of ./deploy whose ansible-playbook prints its arguments and the extra-vars files it is given (which
+    ./deploy removes afterwards), writes ``command_exit`` to manage_result_file as the manage role does, and exits
+    with ``exit_code``."""
+    root = tmp_path / "root"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "deploy", root / "deploy")
+    (root / "scripts" / "setup.sh").write_text("#!/bin/sh\nexit 0\n")
+    (root / "scripts" / "setup.sh").chmod(0o755)
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "activate").write_text('PATH="%s:$PATH"\n' % venv_bin)
+    script = [
+        "#!/bin/bash",
+        'for a in "$@"; do printf "%s\\n" "$a"; done',
+        'for a in "$@"; do if [[ "$a" == @* ]]; then f="${a#@}"; printf "== %s %s\\n" "$(stat -c %a "$f")" "$f"; cat "$f";',
+        '  rc="$(sed -n "s/^manage_result_file: \\"\\(.*\\)\\"$/\\1/p" "$f")"',
+        "  %s" % ('[[ -n "$rc" ]] && echo %d > "$rc"' % command_exit if command_exit is not None else ":"),
+        "fi; done",
+        "exit %d" % exit_code,
+    ]
+    (venv_bin / "ansible-playbook").write_text("\n".join(script) + "\n")
+    (venv_bin / "ansible-playbook").chmod(0o755)
+    env = dict(os.environ, SMART_DEPLOY_VENV=str(tmp_path / "venv"), TMPDIR=str(tmp_path))
+    return subprocess.run([str(root / "deploy"), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_manage_hands_the_arguments_untemplated_in_a_private_vars_file(tmp_path):
+    result = deploy_with_a_recording_playbook(
+        "manage", "-i", "inventories/production", "--", "shell", "-c", "print(\"{{ 1 }}\", 'a\\b')", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "playbooks/manage.yml" and lines[1] == "-e" and lines[2].startswith("@")
+    assert lines[3:5] == ["-i", "inventories/production"]
+    vars_file = lines[2][1:]
+    assert "== 600 %s" % vars_file in lines
+    assert lines[lines.index("manage_args:") :] == ["manage_args:", '  - !unsafe "shell"', '  - !unsafe "-c"',
+                                                    '  - !unsafe "print(\\"{{ 1 }}\\", \'a\\\\b\')"']  # fmt: skip
+    assert not list(tmp_path.glob("smart-deploy-vars.*")), "the vars file stays behind"
+
+
+def test_manage_exits_with_the_commands_exit_code(tmp_path):
+    result = deploy_with_a_recording_playbook("manage", "--", "check", "--deploy", tmp_path=tmp_path, exit_code=2, command_exit=3)
+    assert result.returncode == 3
+    # the playbook failed before the command ran (nothing live, the lock held): its own exit code
+    assert deploy_with_a_recording_playbook("manage", "--", "check", tmp_path=tmp_path / "2", exit_code=2).returncode == 2
+
+
+def test_manage_without_the_lock(tmp_path):
+    result = deploy_with_a_recording_playbook("manage", "--no-lock", "--", "showmigrations", tmp_path=tmp_path)
+    assert "manage_lock=false" in result.stdout.splitlines()
+
+
+def test_maintenance_hands_the_state_and_the_message_untemplated(tmp_path):
+    result = deploy_with_a_recording_playbook("maintenance", "on", "--message", "Back at {{ 14 }}:00", "-l", "web1", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "playbooks/maintenance.yml" and lines[3:5] == ["-l", "web1"]
+    assert 'maintenance: "on"' in lines and 'message: !unsafe "Back at {{ 14 }}:00"' in lines
+    off = deploy_with_a_recording_playbook("maintenance", "off", tmp_path=tmp_path / "2").stdout.splitlines()
+    assert 'maintenance: "off"' in off and not any(line.startswith("message:") for line in off)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["manage"], "manage needs the command after --"),
+        (["manage", "migrate"], "manage needs the command after --: ./deploy manage -- migrate --check"),
+        (["manage", "--"], "manage needs the command after --"),
+        (["manage", "--", "-h"], "manage needs a management command's name after --, got '-h'"),
+        (["manage", "--", "shell", "-c", "a\x07b"], "manage: an argument holds a control character"),
+        (["manage", "--nolock", "--", "check"], "unknown option '--nolock'"),
+        (["maintenance"], "maintenance needs 'on' or 'off'"),
+        (["maintenance", "maybe"], "maintenance takes 'on' or 'off', not 'maybe'"),
+        (["maintenance", "off", "--message", "x"], "--message goes with 'maintenance on' only"),
+        (["maintenance", "on", "--message"], "--message needs the text of the maintenance page"),
+        (["maintenance", "on", "now"], "maintenance on takes no 'now'"),
+        (["maintenance", "on", "--tags", "x"], "--tags: smart-deploy's playbooks are not tagged"),
+    ],
+)
+def test_manage_and_maintenance_refuse_bad_input_before_anything_runs(tmp_path, args, message):
+    result = deploy(*args, tmp_path=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "--help" in result.stderr
+    assert not (tmp_path / "venv-must-not-appear").exists()

@@ -94,3 +94,25 @@ def test_old_workers_of_a_reload_are_read_from_the_masters_show_proc():
     )
     assert proxy.old_workers(show_proc) == [72, 49]
     assert proxy.old_workers(show_proc.replace("# old workers\n", "")) == []
+
+
+MAP = "/etc/haproxy/smart-deploy/maintenance.map"
+
+
+def test_the_maintenance_map_file_and_the_running_map_are_read_alike():
+    assert proxy.map_entries("on 1\n# a comment\n\nTOKEN bypass\n") == [("on", "1"), ("TOKEN", "bypass")]
+    shown = "0x55d1c8a0 on 1\n0x55d1c8b0 TOKEN bypass\n\n"  # HAProxy's `show map <file>`
+    assert proxy.runtime_entries(shown) == [("on", "1"), ("TOKEN", "bypass")]
+
+
+def test_maintenance_on_replaces_the_running_map_in_one_committed_version():
+    commands = proxy.plan_map_sync(MAP, [("TOKEN", "bypass")], [("on", "1"), ("TOKEN", "bypass")], "3")
+    assert commands == ["add map @3 %s on 1" % MAP, "add map @3 %s TOKEN bypass" % MAP, "commit map @3 %s" % MAP]
+
+
+def test_maintenance_off_commits_the_map_without_on_and_a_map_as_wanted_needs_nothing():
+    assert proxy.plan_map_sync(MAP, [("on", "1"), ("T", "bypass")], [("T", "bypass")], "4") == [
+        "add map @4 %s T bypass" % MAP,
+        "commit map @4 %s" % MAP,
+    ]
+    assert proxy.plan_map_sync(MAP, [("T", "bypass"), ("on", "1")], [("on", "1"), ("T", "bypass")], "5") == []

@@ -177,3 +177,29 @@ def test_the_backup_of_a_release_is_the_newest_taken_before_it_was_replaced():
     doc = releases.finish(doc, "r3", at(41), {})
     assert releases.backup_after(doc, "r1") == "/b/shop-r2-try2.dump"
     assert releases.backup_after(doc, "r2") == "/b/shop-r3.dump"
+
+
+def test_an_event_is_recorded_beside_the_releases_with_the_live_release():
+    doc = deployed("r1", "r2")
+    after = releases.record_event(doc, {"kind": "manage", "by": "ops", "args": ["migrate", "--check"], "exit_code": 0}, at(60))
+    assert after["releases"] == doc["releases"] and after["current"] == "r2"
+    assert after["events"] == [
+        {"kind": "manage", "by": "ops", "args": ["migrate", "--check"], "exit_code": 0, "at": "2026-11-29T13:00:00Z", "release": "r2"}
+    ]
+    assert "events" not in doc  # nothing changed in place
+
+
+def test_only_the_newest_events_are_kept():
+    doc = deployed("r1")
+    for minute in range(releases.EVENTS_KEPT + 5):
+        doc = releases.record_event(doc, {"kind": "maintenance", "state": "on" if minute % 2 else "off"}, at(minute))
+    assert len(doc["events"]) == releases.EVENTS_KEPT
+    assert doc["events"][0]["at"] == releases.to_iso(at(5)) and doc["events"][-1]["at"] == releases.to_iso(at(releases.EVENTS_KEPT + 4))
+
+
+def test_release_state_records_an_event_without_a_release(tmp_path, run_module):
+    path = tmp_path / "releases.json"
+    args = {"path": str(path), "app": "shop", "action": "event", "fields": {"kind": "maintenance", "state": "on"}}
+    result = run_module("release_state", args)
+    assert result["changed"] and result["entry"]["kind"] == "maintenance" and result["entry"]["release"] is None
+    assert json.loads(path.read_text())["events"][0]["state"] == "on"
