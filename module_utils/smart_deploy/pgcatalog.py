@@ -428,3 +428,39 @@ def dump_pattern(table: str) -> str:
     if len(parts) == 1:
         parts = ["public"] + parts
     return ".".join(part if SIMPLE_NAME.match(part) else '"%s"' % part.replace('"', '""') for part in parts)
+
+
+def _table_shown(name: str) -> str:
+    return name[len("public.") :] if name.startswith("public.") else name
+
+
+def _named(tables, limit: int) -> str:
+    shown = [_table_shown(t) for t in tables[:limit]]
+    return ", ".join(shown) + (", and %d more" % (len(tables) - limit) if len(tables) > limit else "")
+
+
+def describe_restore_differences(differences: dict, limit: int = 5) -> str:
+    """What a restore discards, for people (pg_restore's ``differences``: the live database against the restored
+    backup): the tables only in the live one and those with other row counts, named (the first ``limit``; tables
+    of the schema public without it), each with its counts, then the rows in all."""
+
+    def count(n: int, one: str, many: str) -> str:
+        return "%d %s" % (n, one if n == 1 else many)
+
+    only_live = differences.get("tables_only_live") or []
+    only_backup = differences.get("tables_only_in_backup") or []
+    differ = differences.get("rows_differ") or {}
+    parts = []
+    if only_live:
+        parts.append("%s only in the replaced database (%s)" % (count(len(only_live), "table", "tables"), _named(only_live, limit)))
+    if only_backup:
+        parts.append("%s only in the backup (%s)" % (count(len(only_backup), "table", "tables"), _named(only_backup, limit)))
+    if differ:
+        names = sorted(differ)
+        shown = ["%s %d rows before, %d after" % (_table_shown(t), differ[t]["live"], differ[t]["backup"]) for t in names[:limit]]
+        more = ", and %d more" % (len(names) - limit) if len(names) > limit else ""
+        parts.append("%s with other row counts (%s%s)" % (count(len(names), "table", "tables"), ", ".join(shown), more))
+    if not parts:
+        parts.append("the same tables with the same row counts")
+    rows = (differences.get("rows_live", 0), differences.get("rows_backup", 0))
+    return "%s; %s before, %d after" % (", ".join(parts), count(rows[0], "row", "rows"), rows[1])

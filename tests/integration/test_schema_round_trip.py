@@ -141,9 +141,14 @@ def test_a_backup_restores_with_the_fingerprint_it_was_taken_with(server, run_mo
     backup = run_module("pg_backup", {"db_container": server.container, "db_name": "live", "db_user": USER, "dest": str(tmp_path),
                                       "app": "roundtrip", "release": "r1", "migration_state": state})  # fmt: skip
     assert not backup.get("failed"), backup
-    server.psql('DROP INDEX "name_part"', database="live")  # the database moved away from the backup
+    # the database moved away from the backup: an index dropped, a row written
+    moved = "DROP INDEX name_part; INSERT INTO wf_workflowstate (page_id, status, name) VALUES (3, 'approved', 'Apricot')"
+    server.psql(moved, database="live")
     restored = run_module("pg_restore", {"db_container": server.container, "db_name": "live", "db_user": USER, "backup": backup["path"],
-                                         "keep_replaced": False, "jobs": 1})  # fmt: skip
+                                         "keep_replaced": False, "jobs": 1, "compare": True})  # fmt: skip
     assert not restored.get("failed"), restored
+    # what the rollback says it discarded: the table named (the history table has its 2 rows in both)
+    summary = "1 table with other row counts (wf_workflowstate 3 rows before, 2 after); 5 rows before, 4 after"
+    assert restored["differences"]["summary"] == summary
     assert restored["migration_state"]["schema_fingerprint"] == state["schema_fingerprint"]
     assert server.psql("SELECT to_regclass('name_part') IS NOT NULL", database="live") == "t", "the backup's index is back"

@@ -5,6 +5,7 @@ from ansible.module_utils.smart_deploy.pgcatalog import (
     canonical_line,
     copy_plan,
     describe_copy_differences,
+    describe_restore_differences,
     dump_pattern,
     fingerprint,
     history_differences,
@@ -217,3 +218,35 @@ def test_long_lines_are_cut_in_the_message():
     line = "constraint t.long CHECK ((note <> '%s'::text))" % ("x" * 1000)
     message = describe_copy_differences(schema_differences([line], []), {})
     assert len(message) < 400 and "…`" in message
+
+
+# --- what a restore discards (rollback --restore-db) ------------------------------------------------------------
+def test_a_restore_names_the_tables_it_discards_or_changes():
+    differences = {
+        "tables_only_live": ["public.cart_wishlist"],
+        "tables_only_in_backup": [],
+        "rows_differ": {"public.django_migrations": {"live": 21, "backup": 20}, "sales.order": {"live": 5, "backup": 3}},
+        "rows_live": 40,
+        "rows_backup": 35,
+    }
+    assert describe_restore_differences(differences) == (
+        "1 table only in the replaced database (cart_wishlist), 2 tables with other row counts (django_migrations 21 rows before, "
+        "20 after, sales.order 5 rows before, 3 after); 40 rows before, 35 after"
+    )
+
+
+def test_a_restore_that_changes_many_tables_names_a_few_and_counts_them():
+    differences = {
+        "tables_only_live": ["public.t%d" % i for i in range(7)],
+        "tables_only_in_backup": ["public.old"],
+        "rows_differ": {"public.r%d" % i: {"live": 2, "backup": 1} for i in range(6)},
+        "rows_live": 1,
+        "rows_backup": 0,
+    }
+    text = describe_restore_differences(differences, limit=2)
+    assert text == (
+        "7 tables only in the replaced database (t0, t1, and 5 more), 1 table only in the backup (old), 6 tables with other row "
+        "counts (r0 2 rows before, 1 after, r1 2 rows before, 1 after, and 4 more); 1 row before, 0 after"
+    )
+    same = {"tables_only_live": [], "tables_only_in_backup": [], "rows_differ": {}, "rows_live": 3, "rows_backup": 3}
+    assert describe_restore_differences(same) == "the same tables with the same row counts; 3 rows before, 3 after"
