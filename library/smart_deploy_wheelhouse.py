@@ -10,10 +10,10 @@ DOCUMENTATION = r"""
 module: smart_deploy_wheelhouse
 short_description: Fill a component's wheelhouse with the wheels of its image, building those published only as source
 description:
-  - An action (plugins/action/smart_deploy_wheelhouse.py) that runs on the controller: C(pip download) with the
+  - An action (plugins/action/smart_deploy_wheelhouse.py) that runs on the controller - C(pip download) with the
     Python running ansible-playbook, wheels only (O(pip_args)), into O(dest), so that the image installs them with
     C(pip install --no-index --find-links) and builds offline.
-  - Skipped while the stamp in the wheelhouse (C(.smart-deploy-stamp)) matches: the sha256 of the requirements file,
+  - Skipped while the stamp in the wheelhouse (C(.smart-deploy-stamp)) matches - the sha256 of the requirements file,
     of every file it includes with C(-r)/C(--requirement) or C(-c)/C(--constraint) (recursively, relative to the
     including file, as pip reads them), of O(pip_args) and of the names of the wheels there. A changed pin in an
     included file, other arguments or a wheel removed download again.

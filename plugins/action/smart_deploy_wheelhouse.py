@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -162,10 +163,14 @@ class ActionModule(ActionBase):
         scope = self._task.args.get("app") or "smart-deploy"
         # a folder of the target's for the files that go into the container and come out of it (docker cp: the
         # engine need not see the target's files, as with a target that drives a shared engine through its socket)
-        remote = self._command(["mktemp", "-d", "/tmp/smart-deploy-wheel.XXXXXXXX"], task_vars)["stdout"].strip()
+        # (made as the connection's user, never through become: the files are put there as that user)
+        made = self._low_level_execute_command("umask 077 && mktemp -d /tmp/smart-deploy-wheel.XXXXXXXX", sudoable=False)
+        remote = (made.get("stdout") or "").strip()
+        if made.get("rc") != 0 or not remote.startswith("/tmp/smart-deploy-wheel."):
+            raise WheelhouseError("could not make a temporary folder on the target: %s" % tail(made.get("stderr", "")))
         name = "%s-wheel-%s" % (scope, secrets.token_hex(4))
         try:
-            self._command(["mkdir", "-p", remote + "/build/deps"], task_vars)
+            self._low_level_execute_command("mkdir -p %s/build/deps" % shlex.quote(remote), sudoable=False)
             self._transfer_file(sdist, "%s/build/%s" % (remote, os.path.basename(sdist)))
             for wheel in sorted(os.listdir(deps)):
                 self._transfer_file(os.path.join(deps, wheel), "%s/build/deps/%s" % (remote, wheel))

@@ -37,6 +37,10 @@ def validate_and_expect_abort(shop, message, *args):
 
 
 def test_the_first_deploy_serves_the_shop(shop):
+    # a healthy first deploy shows no failed attempt: the database's first start (initdb) is waited for quietly
+    output = shop.first_deploy.stdout
+    assert "FAILED - RETRYING" not in output, [line for line in output.splitlines() if "RETRYING" in line]
+    assert "TASK [database : Wait for PostgreSQL to accept connections]" in output
     status, health = shop.get_json("/api/health/")
     assert status == 200
     assert health["database"] == "reachable" and health["migrations"]["pending"] == 0
