@@ -49,7 +49,8 @@ def tail(text: str, lines: int = 15) -> str:
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # its own temporary folder on the target, made only when a wheel is built (no remote tmp made on every run)
+    TRANSFERS_FILES = False
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
