@@ -13,7 +13,7 @@ import secrets
 import subprocess
 
 import pytest
-from ansible.module_utils.smart_deploy.pgcatalog import describe_copy_differences
+from ansible.module_utils.smart_deploy.pgcatalog import SCHEMA_LINES_SQL, describe_copy_differences, fingerprint
 from ansible.module_utils.smart_deploy.pgclient import PgServer
 from ansible.module_utils.smart_deploy.pgexec import server_state, state_differences
 
@@ -89,6 +89,10 @@ def test_the_restored_copy_prints_other_text_yet_is_faithful(server):
     assert state_differences(production, copy) == {"schema": [], "history": {}}
     assert copy["schema_fingerprint"] == production["schema_fingerprint"]
     assert copy["migrations_fingerprint"] == production["migrations_fingerprint"]
+    # the fingerprint is the one recorded before (the lines' text as SCHEMA_LINES_SQL gave it) wherever no line is
+    # rewritten - the restored copy's -, so backups' recorded fingerprints stay comparable
+    assert copy["schema_fingerprint"] == fingerprint(server.psql(SCHEMA_LINES_SQL, database="copy"))
+    assert production["schema_fingerprint"] != fingerprint(server.psql(SCHEMA_LINES_SQL, database="prod"))
     # and a second round trip changes nothing more
     dump_and_restore(server, "copy", "copy2")
     assert server_state(server, "copy2", with_lines=True)["schema_lines"] == copy["schema_lines"]
