@@ -85,7 +85,7 @@ def offline_vars(deployment):
     """Extra vars that keep the deploy on this machine: the wheelhouse from the wheels already there."""
     path = deployment.workdir / "bench-vars.json"
     defaults = ["--only-binary=:all:", "--python-version=3.11", "--implementation=cp",
-                "--platform=manylinux2014_x86_64", "--platform=manylinux_2_17_x86_64"]  # fmt: skip
+                "--platform=manylinux2014_x86_64", "--platform=manylinux_2_17_x86_64", "--platform=manylinux_2_28_x86_64"]  # fmt: skip
     wheels = str(deployment.source / "backend" / "wheels")
     path.write_text(json.dumps({"build_wheelhouse_pip_args": defaults + ["--no-index", "--find-links", wheels]}))
     return "@%s" % path

@@ -18,8 +18,9 @@ description:
   - Otherwise starts a scratch PostgreSQL (the production database's image) on an internal Docker
     network of its own, copies production into it (the schema of every table; the rows of the tables
     the pending migrations touch, of the tables they reference, and of small tables; every row when a
-    migration runs Python or raw SQL), checks the copy's schema fingerprint against production's, and
-    runs the driver there, on that network only, to apply the pending migrations one at a time.
+    migration runs Python or raw SQL), checks the copy's schema and migration history against production's (line by
+    line, in a form a dump and restore leaves unchanged; the objects that differ are named), and runs the driver
+    there, on that network only, to apply the pending migrations one at a time.
   - The driver points Django at the database smart-deploy chose, whatever the app's settings read; it
     replaces C(settings.DATABASES) with C(SMART_DEPLOY_DB_HOST/PORT/NAME/USER/PASSWORD), which this module
     sets to the scratch copy for the rehearsal (and to a database with no host for the offline analysis).
@@ -142,7 +143,11 @@ report:
       description: Pending migrations in plan order, with what each does and touches.
       type: list
     copy:
-      description: How the copy was made (mode, tables with data, bytes, seconds, fidelity) or why it was skipped.
+      description:
+        - How the copy was made (mode, tables with data, bytes, seconds, fidelity) or why it was skipped.
+        - When the copy is not faithful, C(differences) - C(schema), each object whose lines differ as C(object), C(production)
+          and C(copy) (the line as each database printed it, null where it has none), compared in a form a dump and
+          restore leaves unchanged; C(history), the applied migrations only in production or only in the copy.
       type: dict
     disk:
       description:
@@ -178,9 +183,23 @@ from ansible.module_utils.smart_deploy.args import (
 )
 from ansible.module_utils.smart_deploy.lock import Heartbeat
 from ansible.module_utils.smart_deploy.oneoff import DriverError, limits_problem, oneoff_limits, oneoff_name, run_driver
-from ansible.module_utils.smart_deploy.pgcatalog import copy_plan, disk_check, disk_refusal, dump_pattern, human_bytes
+from ansible.module_utils.smart_deploy.pgcatalog import (
+    copy_plan,
+    describe_copy_differences,
+    disk_check,
+    disk_refusal,
+    dump_pattern,
+    human_bytes,
+)
 from ansible.module_utils.smart_deploy.pgclient import PgServer, database_problem
-from ansible.module_utils.smart_deploy.pgexec import PsqlError, container_running, database_state, docker_ok, same_state, server_state
+from ansible.module_utils.smart_deploy.pgexec import (
+    PsqlError,
+    container_running,
+    database_state,
+    docker_ok,
+    server_state,
+    state_differences,
+)
 from ansible.module_utils.smart_deploy.scratch import (
     SCRATCH_SHM_BYTES,
     Interrupted,
@@ -260,7 +279,7 @@ def read_production(docker, params):
         literal = "'%s'" % params["db_name"].replace("'", "''")
         if server.psql("SELECT count(*) FROM pg_database WHERE datname = %s" % literal, database="postgres") == "0":
             return dict(EMPTY_STATE, exists=False, **fingerprints_of_nothing())
-    state = server_state(server, params["db_name"], with_tables=True)
+    state = server_state(server, params["db_name"], with_tables=True, with_lines=True)
     state["exists"] = True
     return state
 
@@ -305,10 +324,14 @@ def rehearse(module, docker, params, report, production):
         if production["exists"]:
             report["copy"]["bytes_streamed"] = copy_database(docker, params, scratch, plan)
         timings["copy"] = round(time.monotonic() - started, 3)
-        copied = database_state(docker, scratch.container, scratch.user, scratch.database)
-        report["copy"]["fidelity"] = same_state(copied, production)
+        copied = database_state(docker, scratch.container, scratch.user, scratch.database, with_lines=True)
+        # compared line by line in canonical form (a dump and restore prints some expressions differently)
+        differences = state_differences(production, copied)
+        report["copy"]["fidelity"] = not (differences["schema"] or differences["history"])
         if not report["copy"]["fidelity"]:
-            report["errors"].append("the copy's schema or migration history differs from production's: the copy cannot be trusted")
+            report["copy"]["differences"] = differences
+            report["errors"].append("the copy's schema or migration history differs from production's: the copy cannot be trusted: %s"
+                                    % describe_copy_differences(differences["schema"], differences["history"]))  # fmt: skip
             return
         started = time.monotonic()
         name = oneoff_name("%s-scratch" % params["app"])

@@ -25,7 +25,10 @@ options:
     type: dict
     required: true
   lint:
-    description: SQL linter findings per migration (migration -> list of findings with C(rule_name) and C(message)), shown as warnings.
+    description:
+      - SQL linter findings per migration (migration -> list of findings with C(rule_name), C(message) and C(line), as
+        C(squawk --reporter json) gives them), shown as warnings naming the migration and the table of the statement at
+        that line of the SQL linted.
     type: dict
     default: {}
   require_rehearsal:

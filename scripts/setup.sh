@@ -150,9 +150,13 @@ debian_mirror() {
         /etc/apt/sources.list.d/*.list 2>/dev/null | grep -v security | head -n1 | tr -d ' ' || true)"
   echo "${m:-http://deb.debian.org/debian}"
 }
+# ensure_debian_base [SUITE]: smart-deploy/debian-base:SUITE (default bookworm), a minimal Debian of that release
+# with its python3, from the machine's Debian mirror
 ensure_debian_base() {
-  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
-  is_root && is_debian || die "cannot build $BASE_IMAGE here (needs root on Debian for debootstrap)."
+  local suite="${1:-bookworm}"
+  local image="smart-deploy/debian-base:$suite"
+  docker image inspect "$image" >/dev/null 2>&1 && return 0
+  is_root && is_debian || die "cannot build $image here (needs root on Debian for debootstrap)."
   command -v debootstrap >/dev/null 2>&1 || {
     info "installing debootstrap"
     apt_install debootstrap || die "could not install debootstrap (apt's log above)"
@@ -160,29 +164,44 @@ ensure_debian_base() {
   local rootfs mirror
   rootfs="$(mktemp -d /tmp/smart-deploy-rootfs.XXXXXX)"
   mirror="$(debian_mirror)"
-  info "debootstrap bookworm from $mirror (about a minute)"
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$rootfs" "$mirror" \
-    >"$rootfs.log" 2>&1 || { tail -n 20 "$rootfs.log"; die "debootstrap failed (log above)"; }
+  info "debootstrap $suite from $mirror (about a minute)"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates "$suite" "$rootfs" "$mirror" \
+    >"$rootfs.log" 2>&1 || { tail -n 20 "$rootfs.log"; die "debootstrap of $suite failed (log above)"; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | docker import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  tar -C "$rootfs" -c . | docker import --change 'CMD ["/bin/bash"]' - "$image" >/dev/null
   rm -rf "$rootfs" "$rootfs.log"
-  info "imported $BASE_IMAGE"
+  info "imported $image"
 }
-for name in "${!STANDIN[@]}"; do
+# ensure_standin NAME FOLDER [SUITE]: the image NAME, present, pulled, or built from bootstrap/images/FOLDER on
+# smart-deploy/debian-base:SUITE
+ensure_standin() {
+  local name="$1" folder="$2" suite="${3:-bookworm}" log
   if docker image inspect "$name" >/dev/null 2>&1; then
     info "$name: present"
-    continue
+    return 0
   fi
   if [[ "${SMART_DEPLOY_TRY_PULL:-1}" == "1" ]] && timeout 60 docker pull -q "$name" >/dev/null 2>&1; then
     info "$name: pulled"
-    continue
+    return 0
   fi
-  ensure_debian_base
-  info "$name: building a stand-in from Debian packages (no registry reachable)"
+  ensure_debian_base "$suite"
+  info "$name: building a stand-in from Debian $suite packages (no registry reachable)"
   log="$(mktemp)"
-  docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$name" "$ROOT/bootstrap/images/${STANDIN[$name]}" >"$log" 2>&1 \
+  docker build -q --build-arg "BASE=smart-deploy/debian-base:$suite" -t "$name" "$ROOT/bootstrap/images/$folder" >"$log" 2>&1 \
     || { cat "$log" >&2; die "building the stand-in for $name failed"; }
   rm -f "$log"
+}
+for name in "${!STANDIN[@]}"; do
+  ensure_standin "$name" "${STANDIN[$name]}"
+done
+# A current Python for apps on Django 6 (which needs Python 3.12+): python:3.13-slim-trixie, the same stand-in
+# built on Debian trixie, whose python3 is 3.13 (README "Offline machines": FROM python:3.13-slim-trixie and
+# python_version "3.13" in the Django component). Images named here -> bootstrap/images folder.
+declare -A STANDIN_TRIXIE=(
+  ["python:3.13-slim-trixie"]="python"
+)
+for name in "${!STANDIN_TRIXIE[@]}"; do
+  ensure_standin "$name" "${STANDIN_TRIXIE[$name]}" trixie
 done
 # The SSH targets of the fleet tests (tests/integration/fleet.py): one image FROM the python base above, with
 # Debian's openssh-server, docker CLI, haproxy and postgresql-15. Docker's build cache makes this a no-op

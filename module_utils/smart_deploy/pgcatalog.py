@@ -16,10 +16,9 @@ from typing import Optional
 
 SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema')"
 
-# One line per table, column, constraint and index of the user schemas, sorted: equal text means an
-# equal schema. Used as the schema fingerprint and to check that a copy is faithful.
-SCHEMA_LINES_SQL = """
-SELECT coalesce(string_agg(line, E'\\n' ORDER BY line), '') FROM (
+# One line per table, column, constraint and index of the user schemas: equal lines mean an equal schema. Used
+# as the schema fingerprint (schema_fingerprint: in their canonical form) and to check that a copy is faithful.
+SCHEMA_LINES_QUERY = """
   SELECT format('table %%s', c.oid::regclass) AS line
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname NOT IN %(system)s AND n.nspname NOT LIKE 'pg_toast%%'
@@ -40,8 +39,11 @@ SELECT coalesce(string_agg(line, E'\\n' ORDER BY line), '') FROM (
   SELECT format('index %%s%%s', pg_get_indexdef(i.indexrelid), CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END)
     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname NOT IN %(system)s AND n.nspname NOT LIKE 'pg_toast%%'
-) AS schema_lines
 """ % {"system": SYSTEM_SCHEMAS}
+# The lines as one text, sorted (what fingerprints were made from before they were canonical)...
+SCHEMA_LINES_SQL = "SELECT coalesce(string_agg(line, E'\\n' ORDER BY line), '') FROM (%s) AS schema_lines" % SCHEMA_LINES_QUERY
+# ... and as a JSON array in the same order: one line each, whatever newlines a literal of a definition holds.
+SCHEMA_LINES_JSON_SQL = "SELECT coalesce(json_agg(line ORDER BY line), '[]') FROM (%s) AS schema_lines" % SCHEMA_LINES_QUERY
 
 # Whether Django's history table exists, then the applied migrations as "app.name", oldest first.
 HAS_MIGRATIONS_TABLE_SQL = "SELECT to_regclass('django_migrations') IS NOT NULL"
@@ -70,6 +72,234 @@ def fingerprint(text: str) -> str:
 
 def migrations_fingerprint(applied) -> str:
     return fingerprint("\n".join(sorted(applied)))
+
+
+# --- The schema's lines in a form a dump and restore leave unchanged -------------------------------------------
+#
+# PostgreSQL prints an expression from its parsed tree, and pg_restore parses that text again. For one construct the
+# second parse gives another tree, printed differently: an array constructor cast to an array type. A
+# ``status IN ('a', 'b')`` on a varchar column (Django's ``Q(status__in=[...])`` in a partial unique index, a check
+# constraint, a generated column) is stored as
+#     (status)::text = ANY ((ARRAY['a'::character varying, 'b'::character varying])::text[])
+# and, restored from that text, the parser pushes the cast into the constructor's elements:
+#     (status)::text = ANY (ARRAY[('a'::character varying)::text, ('b'::character varying)::text])
+# The same values, columns and operators: PostgreSQL 15's own round trip (its result is a fixed point: a second dump
+# and restore prints it the same). canonical_line() writes the first form as the second; nothing else changes, so
+# a different predicate, column, type or a missing object still differs, and a schema without that construct keeps
+# the fingerprint it always had.
+
+_STRING = re.compile(r"[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'", re.S)
+_IDENTIFIER = re.compile(r'"(?:[^"]|"")*"')
+_WORD = r'(?:"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*)'
+# a type as format_type() prints it, then "[]": character varying(20)[], numeric(10,2)[], public."Odd"[]...
+_ARRAY_TYPE = re.compile(r"(%s(?:(?:\.|\s)%s|\(\d+(?:,\s*\d+)?\))*)\[\]" % (_WORD, _WORD))
+_CAST_ARRAY = "(ARRAY["
+
+
+def _skip_quoted(text: str, i: int) -> int:
+    """The index after the string literal (E'' included) or quoted identifier at ``i``, or ``i`` when there is none."""
+    char = text[i]
+    if char in "Ee" and i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$"):
+        return i  # the end of a word, not the prefix of E'...'
+    if char in "'Ee":
+        found = _STRING.match(text, i)
+    elif char == '"':
+        found = _IDENTIFIER.match(text, i)
+    else:
+        return i
+    return found.end() if found else i
+
+
+def _closing(text: str, i: int) -> int:
+    """The index of the bracket closing the one at ``i`` ("(" or "["), literals and identifiers skipped; -1 if none."""
+    depth = 0
+    while i < len(text):
+        after = _skip_quoted(text, i)
+        if after != i:
+            i = after
+            continue
+        if text[i] in "([":
+            depth += 1
+        elif text[i] in ")]":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _elements(inside: str) -> list:
+    """The top-level, comma-separated elements of an array constructor's inside."""
+    elements, start, i = [], 0, 0
+    while i < len(inside):
+        after = _skip_quoted(inside, i)
+        if after != i:
+            i = after
+            continue
+        if inside[i] in "([":
+            i = _closing(inside, i)
+            if i < 0:
+                raise ValueError("unbalanced brackets")
+        elif inside[i] == ",":
+            elements.append(inside[start:i].strip())
+            start = i + 1
+        i += 1
+    elements.append(inside[start:].strip())
+    return elements
+
+
+def _cast_into(element: str, type_name: str) -> str:
+    """``element`` cast to ``type_name`` the way PostgreSQL prints it once the cast is pushed into a constructor:
+    into each element of a nested constructor (multidimensional arrays), else ``(element)::type``."""
+    if element.startswith("ARRAY[") and _closing(element, len("ARRAY")) == len(element) - 1:
+        inside = element[len("ARRAY[") : -1]
+        return "ARRAY[%s]" % ", ".join(_cast_into(canonical_line(e), type_name) for e in _elements(inside))
+    return "(%s)::%s" % (element, type_name)
+
+
+def canonical_line(line: str) -> str:
+    """``line`` with each ``(ARRAY[e1, e2])::T[]`` written ``ARRAY[(e1)::T, (e2)::T]``, as PostgreSQL prints it after
+    a dump and restore (see above); any other text as it is. Literals and quoted identifiers are never looked into."""
+    out, i = [], 0
+    while i < len(line):
+        after = _skip_quoted(line, i)
+        if after != i:
+            out.append(line[i:after])
+            i = after
+            continue
+        if line.startswith(_CAST_ARRAY, i):
+            rewritten = _rewrite_cast_array(line, i)
+            if rewritten:
+                text, i = rewritten
+                out.append(text)
+                continue
+        out.append(line[i])
+        i += 1
+    return "".join(out)
+
+
+def _rewrite_cast_array(line: str, i: int):
+    """(text, next index) for a ``(ARRAY[...])::T[]`` at ``i``, or None when there is none there."""
+    bracket = i + len(_CAST_ARRAY) - 1
+    end = _closing(line, bracket)
+    if end < 0 or line[end + 1 : end + 4] != ")::":
+        return None
+    cast = _ARRAY_TYPE.match(line, end + 4)
+    if not cast:
+        return None
+    try:
+        elements = _elements(line[bracket + 1 : end])
+    except ValueError:
+        return None
+    text = "ARRAY[%s]" % ", ".join(_cast_into(canonical_line(element), cast.group(1)) for element in elements)
+    return text, cast.end()
+
+
+def canonical_lines(lines) -> list:
+    return [canonical_line(line) for line in lines]
+
+
+def schema_fingerprint(lines) -> str:
+    """The fingerprint of a schema's lines (SCHEMA_LINES_JSON_SQL) in their canonical form: equal for a database and
+    a dump of it restored. For a schema none of whose lines changes, the sha256 of the lines' text as it was always
+    taken (SCHEMA_LINES_SQL, stripped): fingerprints recorded before (backups' metadata) stay comparable."""
+    return fingerprint("\n".join(canonical_lines(lines)).strip())
+
+
+# index NAME on TABLE, constraint TABLE.NAME, column TABLE.NAME, table NAME: what a line is about
+_NAME = r'(?:"(?:[^"]|"")*"|[^\s"])+'
+_OBJECT = re.compile(
+    r"^(?:index CREATE (?:UNIQUE )?INDEX (?P<index>%s) ON (?:ONLY )?(?P<on>%s)|(?P<kind>table|column|constraint) (?P<name>%s))"
+    % (_NAME, _NAME, _NAME)
+)
+
+
+def schema_object(line: str) -> str:
+    """What a schema line is about, for people: ``index unique_in_progress on public.wf_state``, ``constraint
+    wf_state.status_in``, ``column wf_state.status``, ``table wf_state`` (the whole line when it cannot be told)."""
+    found = _OBJECT.match(line)
+    if not found:
+        return line
+    if found.group("index"):
+        return "index %s on %s" % (found.group("index"), found.group("on"))
+    return "%s %s" % (found.group("kind"), found.group("name"))
+
+
+def schema_differences(production_lines, copy_lines) -> list:
+    """The objects whose lines differ between production and a copy, compared in canonical form, each as
+    ``{"object", "production", "copy"}`` (the lines as each database printed them; None where it has no such
+    line), sorted by object."""
+    production = {}
+    for line in production_lines:
+        production.setdefault(canonical_line(line), []).append(line)
+    copy = {}
+    for line in copy_lines:
+        copy.setdefault(canonical_line(line), []).append(line)
+    only = {"production": [], "copy": []}
+    for side, mine, theirs in (("production", production, copy), ("copy", copy, production)):
+        for key, lines in mine.items():
+            only[side] += lines[len(theirs.get(key, ())) :]
+    by_object = {}
+    for side in ("production", "copy"):
+        for line in only[side]:
+            by_object.setdefault(schema_object(line), {"production": [], "copy": []})[side].append(line)
+    differences = []
+    for name in sorted(by_object):
+        sides = by_object[name]
+        for k in range(max(len(sides["production"]), len(sides["copy"]))):
+            differences.append({
+                "object": name,
+                "production": sides["production"][k] if k < len(sides["production"]) else None,
+                "copy": sides["copy"][k] if k < len(sides["copy"]) else None,
+            })  # fmt: skip
+    return differences
+
+
+def history_differences(production_applied, copy_applied) -> dict:
+    """How two lists of applied migrations differ: {} when equal as fingerprinted (the same set)."""
+    if sorted(production_applied) == sorted(copy_applied):
+        return {}
+    return {
+        "production_applied": len(production_applied),
+        "copy_applied": len(copy_applied),
+        "only_in_production": sorted(set(production_applied) - set(copy_applied)),
+        "only_in_copy": sorted(set(copy_applied) - set(production_applied)),
+    }
+
+
+MAX_LINE_CHARS = 300
+
+
+def _shown(line) -> str:
+    if line is None:
+        return "none"
+    line = " ".join(line.split())
+    return "`%s`" % (line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…")
+
+
+def describe_copy_differences(schema: list, history: dict, shown: int = 3) -> str:
+    """The sentence a copy that is not faithful aborts with: the first ``shown`` objects that differ, production's
+    line and the copy's, a count of all, and what differs in the migration history."""
+    parts = []
+    if schema:
+        items = []
+        for difference in schema[:shown]:
+            item = "%s: production %s, copy %s" % (difference["object"], _shown(difference["production"]), _shown(difference["copy"]))
+            production_line = difference["production"] or ""
+            if difference["copy"] is None and production_line.startswith("index ") and production_line.endswith(" INVALID"):
+                item += " (pg_dump leaves INVALID indexes out - one left by a failed CREATE INDEX CONCURRENTLY: drop it or REINDEX it)"
+            items.append(item)
+        count = "1 schema object differs" if len(schema) == 1 else "%d schema objects differ" % len(schema)
+        more = "; and %d more, listed in the saved report" % (len(schema) - shown) if len(schema) > shown else ""
+        parts.append("%s (%s%s)" % (count, "; ".join(items), more))
+    if history:
+        names = ["only in production: %s" % ", ".join(history["only_in_production"][:shown])] if history["only_in_production"] else []
+        names += ["only in the copy: %s" % ", ".join(history["only_in_copy"][:shown])] if history["only_in_copy"] else []
+        parts.append(
+            "the migration history differs (production %d applied, copy %d%s)"
+            % (history["production_applied"], history["copy_applied"], "; " + "; ".join(names) if names else "")
+        )
+    return "; ".join(parts)
 
 
 def parents_closure(tables, foreign_keys):
@@ -198,3 +428,39 @@ def dump_pattern(table: str) -> str:
     if len(parts) == 1:
         parts = ["public"] + parts
     return ".".join(part if SIMPLE_NAME.match(part) else '"%s"' % part.replace('"', '""') for part in parts)
+
+
+def _table_shown(name: str) -> str:
+    return name[len("public.") :] if name.startswith("public.") else name
+
+
+def _named(tables, limit: int) -> str:
+    shown = [_table_shown(t) for t in tables[:limit]]
+    return ", ".join(shown) + (", and %d more" % (len(tables) - limit) if len(tables) > limit else "")
+
+
+def describe_restore_differences(differences: dict, limit: int = 5) -> str:
+    """What a restore discards, for people (pg_restore's ``differences``: the live database against the restored
+    backup): the tables only in the live one and those with other row counts, named (the first ``limit``; tables
+    of the schema public without it), each with its counts, then the rows in all."""
+
+    def count(n: int, one: str, many: str) -> str:
+        return "%d %s" % (n, one if n == 1 else many)
+
+    only_live = differences.get("tables_only_live") or []
+    only_backup = differences.get("tables_only_in_backup") or []
+    differ = differences.get("rows_differ") or {}
+    parts = []
+    if only_live:
+        parts.append("%s only in the replaced database (%s)" % (count(len(only_live), "table", "tables"), _named(only_live, limit)))
+    if only_backup:
+        parts.append("%s only in the backup (%s)" % (count(len(only_backup), "table", "tables"), _named(only_backup, limit)))
+    if differ:
+        names = sorted(differ)
+        shown = ["%s %d rows before, %d after" % (_table_shown(t), differ[t]["live"], differ[t]["backup"]) for t in names[:limit]]
+        more = ", and %d more" % (len(names) - limit) if len(names) > limit else ""
+        parts.append("%s with other row counts (%s%s)" % (count(len(names), "table", "tables"), ", ".join(shown), more))
+    if not parts:
+        parts.append("the same tables with the same row counts")
+    rows = (differences.get("rows_live", 0), differences.get("rows_backup", 0))
+    return "%s; %s before, %d after" % (", ".join(parts), count(rows[0], "row", "rows"), rows[1])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 
 DB_MODES = ("container", "external")
 DEFAULT_CLIENT_IMAGE = "postgres:{major}-bookworm"
@@ -224,11 +225,18 @@ class PgServer:
 
     def ready(self) -> bool:
         """The server answers (pg_isready)."""
-        argv = ["pg_isready", "-q"] + (["-h", "127.0.0.1"] if not self.external else []) + self.login_args()
+        return self.probe_ready()[0] == 0
+
+    def probe_ready(self, image: str = None) -> tuple:
+        """(exit code, what it said) of pg_isready against the server: 0 accepting connections, 1 rejecting them
+        (starting up), 2 no answer, 3 no attempt (bad parameters); a container's over TCP, as the app connects (its
+        entrypoint's temporary server of the first start listens on the socket only)."""
+        argv = ["pg_isready"] + (["-h", "127.0.0.1"] if not self.external else []) + self.login_args()
         try:
-            return self.run(argv).returncode == 0
-        except PsqlError:
-            return False
+            done = self.run(argv, image=image)
+        except PsqlError as exc:
+            return 2, str(exc)
+        return done.returncode, " ".join((done.stdout + " " + done.stderr).split())
 
     def driver_env(self, name: str = None) -> dict:
         """SMART_DEPLOY_DB_* for the driver in the app's one-off containers (this login), see scratch.driver_db_env()."""
@@ -242,3 +250,18 @@ class PgServer:
         if self.external:
             env["SMART_DEPLOY_DB_SSLMODE"] = self.sslmode
         return env
+
+
+def wait_ready(probe, timeout: float, interval: float = 1.0, now=time.monotonic, sleep=time.sleep) -> dict:
+    """Call ``probe()`` ((exit code, text), as PgServer.probe_ready) until it gives 0 or ``timeout`` seconds passed,
+    ``interval`` seconds apart; stop at once on 3 (pg_isready made no attempt: bad parameters). Returns {ready,
+    attempts, seconds, code, said} (the last answer)."""
+    started = now()
+    attempts = 0
+    while True:
+        attempts += 1
+        code, said = probe()
+        elapsed = now() - started
+        if code == 0 or code == 3 or elapsed + interval > timeout:
+            return {"ready": code == 0, "attempts": attempts, "seconds": round(elapsed, 3), "code": code, "said": said}
+        sleep(interval)

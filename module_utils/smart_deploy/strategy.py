@@ -178,16 +178,39 @@ def failure_reason(entry: dict) -> str:
     return reason
 
 
-def lint_warnings(lint: dict) -> list:
-    """SQL linter findings ({migration: [finding]}) as warnings."""
+def linted_statements(entry: dict) -> list:
+    """The statements a migration's SQL was linted as (django_driver.lint_sql: on tables that existed before the
+    release, data changes left out, joined by ";\n"), each as (first line, last line, table), lines from 0."""
+    spans, line = [], 0
+    for statement in entry.get("statements") or []:
+        sql = statement.get("sql") or ""
+        if not statement.get("existing_relation") or sql.upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            continue
+        last = line + sql.count("\n")
+        spans.append((line, last, statement.get("relation")))
+        line = last + 1
+    return spans
+
+
+def lint_warnings(lint: dict, migrations=()) -> list:
+    """SQL linter findings ({migration: [finding]}) as warnings, each naming its migration and the table of the
+    statement it is about (from the finding's line in the SQL linted; ``migrations``: the report's entries)."""
+    spans = {entry.get("migration"): linted_statements(entry) for entry in migrations or []}
     warnings = []
     for migration, findings in sorted((lint or {}).items()):
         for finding in findings or []:
+            line = finding.get("line")
+            tables = [table for first, last, table in spans.get(migration, []) if table and (line is None or first <= line <= last)]
+            if not tables and line is None:
+                tables = sorted({table for _f, _l, table in spans.get(migration, []) if table})
+            rule = finding.get("rule_name", "?")
+            where = "%s, table %s" % (migration, ", ".join(dict.fromkeys(tables))) if tables else migration
             warnings.append(
                 {
                     "migration": migration,
-                    "rule": "squawk:%s" % finding.get("rule_name", "?"),
-                    "message": " ".join(str(finding.get("message", "")).split()),
+                    "rule": "squawk:%s" % rule,
+                    "table": tables[0] if len(tables) == 1 else None,
+                    "message": "%s: %s (squawk %s)" % (where, " ".join(str(finding.get("message", "")).split()), rule),
                 }
             )
     return warnings
@@ -195,7 +218,7 @@ def lint_warnings(lint: dict) -> list:
 
 def decide(report: dict, lint: dict = None, abort_on=(), require_rehearsal: bool = True, accept=()) -> dict:
     pending = [m["migration"] for m in report.get("pending") or []]
-    warnings = list(report.get("warnings") or []) + lint_warnings(lint)
+    warnings = list(report.get("warnings") or []) + lint_warnings(lint, report.get("migrations"))
     accept = set(accept or ())
     reasons = []  # (code, text), in the order found
     prechecks = report.get("prechecks") or {}

@@ -410,7 +410,8 @@ def shop(module_deployment):
     """The shop committed as release 1 and deployed: the starting point of most test modules."""
     module_deployment.base = module_deployment.commit("release 1")
     module_deployment.live = module_deployment.base[:12]
-    assert_ok(module_deployment.deploy())
+    module_deployment.first_deploy = module_deployment.deploy()  # what the first deploy printed, for tests that read it
+    assert_ok(module_deployment.first_deploy)
     return module_deployment
 
 

@@ -18,16 +18,36 @@ def add_migration(deployment, app, name, body):
 
 
 # --- a new model: cart.0002_wishlist (table cart_wishlist) -----------------------------------------
-def add_wishlist(deployment, after="0001_initial"):
+def add_wishlist(deployment, after="0001_initial", with_states=False):
+    """``with_states``: a status column (varchar) and a partial unique index with an ``__in`` condition on it (a
+    ``UniqueConstraint(condition=Q(status__in=[...]))``, as Wagtail's workflow states have): PostgreSQL prints its
+    predicate differently once dumped and restored (a rehearsal copy, a restored backup)."""
+    states = (
+        '    status = models.CharField(max_length=20, default="draft")\n'
+        "\n"
+        "    class Meta:\n"
+        "        constraints = [\n"
+        '            models.UniqueConstraint(fields=["name"], condition=models.Q(status__in=["draft", "shared"]),\n'
+        '                                    name="cart_wishlist_open_name_uniq"),\n'
+        "        ]\n"
+    )
     edit(
         deployment,
         "cart/models.py",
         "class CartItem(models.Model):",
         "class Wishlist(models.Model):\n"
         "    name = models.CharField(max_length=100)\n"
-        "    created_at = models.DateTimeField(auto_now_add=True)\n\n\n"
+        "    created_at = models.DateTimeField(auto_now_add=True)\n" + (states if with_states else "") + "\n\n"
         "class CartItem(models.Model):",
     )
+    status_field = '                ("status", models.CharField(default="draft", max_length=20)),\n'
+    options = """            options={
+                "constraints": [
+                    models.UniqueConstraint(condition=models.Q(("status__in", ["draft", "shared"])), fields=("name",),
+                                            name="cart_wishlist_open_name_uniq"),
+                ],
+            },
+"""
     add_migration(
         deployment,
         "cart",
@@ -42,11 +62,11 @@ def add_wishlist(deployment, after="0001_initial"):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("name", models.CharField(max_length=100)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
-            ],
-        ),
+%s            ],
+%s        ),
     ]
 """
-        % after,
+        % (after, status_field if with_states else "", options if with_states else ""),
     )
 
 

@@ -44,7 +44,9 @@ def test_a_backend_only_app_builds_and_detects_only_what_it_has(notes):
 
 
 def test_the_wheelhouse_is_filled_from_the_components_entry_for_the_images_python(notes):
-    assert notes.first["wheelhouses"] == [{"component": "backend", "requirements": "./requirements.txt", "dest": "./wheels"}]
+    assert notes.first["wheelhouses"] == [
+        {"component": "backend", "requirements": "./requirements.txt", "dest": "./wheels", "dockerfile": "./Dockerfile"}
+    ]
     assert "--python-version=3.11" in notes.first["pip_args"] and "--platform=manylinux2014_x86_64" in notes.first["pip_args"]
     wheels = sorted(path.name.split("-")[0].lower() for path in (notes.source / "wheels").glob("*.whl"))
     assert {"django", "gunicorn", "psycopg2_binary"} <= set(wheels), wheels

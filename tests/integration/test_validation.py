@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 
 from tests.integration import shop_releases as releases
-from tests.integration.conftest import assert_failed, assert_ok
+from tests.integration.conftest import assert_failed, assert_ok, run
 from tests.integration.load import Load
 from tests.integration.row_values import assert_the_value_only_in_the_validation_report
 
@@ -37,6 +37,10 @@ def validate_and_expect_abort(shop, message, *args):
 
 
 def test_the_first_deploy_serves_the_shop(shop):
+    # a healthy first deploy shows no failed attempt: the database's first start (initdb) is waited for quietly
+    output = shop.first_deploy.stdout
+    assert "FAILED - RETRYING" not in output, [line for line in output.splitlines() if "RETRYING" in line]
+    assert "TASK [database : Wait for PostgreSQL to accept connections]" in output
     status, health = shop.get_json("/api/health/")
     assert status == 200
     assert health["database"] == "reachable" and health["migrations"]["pending"] == 0
@@ -76,7 +80,8 @@ def test_validation_holds_the_deploy_lock(shop):
 
 def test_clean_new_migration_is_normal_and_deploy_applies_it(shop):
     first = shop.live
-    releases.add_wishlist(shop)
+    # with a partial unique index on "status IN (...)": every rehearsal below copies it (a copy printed differently)
+    releases.add_wishlist(shop, with_states=True)
     second = shop.commit("release 2: wishlists")
     # built from a copy of the source on the target, as for a remote server, with the app's tests run in the
     # new image; the shop's users go on shopping while it deploys: not one of their requests fails
@@ -95,6 +100,59 @@ def test_clean_new_migration_is_normal_and_deploy_applies_it(shop):
     assert report["report"]["copy"]["fidelity"] is True
     assert shop.psql("SELECT to_regclass('cart_wishlist')") == "cart_wishlist"
     shop.base = shop.git("rev-parse", "HEAD")
+
+
+PARTIAL_INDEX = "SELECT pg_get_indexdef('cart_wishlist_open_name_uniq'::regclass)"
+
+
+def test_a_copy_of_a_partial_index_on_status_in_is_faithful(shop):
+    """Django's UniqueConstraint(condition=Q(status__in=[...])) on a varchar column: PostgreSQL prints the copy's
+    predicate otherwise after pg_dump | pg_restore; the copy is faithful all the same and the migrations rehearse."""
+    assert "= ANY ((ARRAY['draft'::character varying, 'shared'::character varying])::text[])" in shop.psql(PARTIAL_INDEX)
+    releases.add_cart_item_note(shop, after="0002_wishlist", name="0003_cartitem_note")
+    shop.commit("notes on cart items")
+    result = shop.playbook("validate")
+    assert_ok(result)
+    report = last_report(shop)
+    assert report["verdict"]["strategy"] == "normal", report["verdict"]["reasons"]
+    assert report["report"]["copy"]["fidelity"] is True and "differences" not in report["report"]["copy"]
+    assert outcomes(report) == {"cart.0003_cartitem_note": "applied"}
+    shop.reset_to(shop.base)
+
+
+def test_a_copy_that_is_not_faithful_aborts_naming_what_differs(shop):
+    """A failed CREATE INDEX CONCURRENTLY leaves an INVALID index in production, which pg_dump leaves out: the copy
+    lacks it. The abort names it with production's line and the copy's, and the report is saved like any verdict."""
+    shop.psql("INSERT INTO catalog_product (sku, name, price, created_at) VALUES ('TEA-003', 'Green tea, 100 g', 4.90, now())")
+    database = shop.name.replace("-", "_")
+    result = run(["docker", "exec", "%s-db" % shop.name, "psql", "-XAtq", "-U", database, "-d", database, "-c",
+                  "CREATE UNIQUE INDEX CONCURRENTLY catalog_product_name_left ON catalog_product (name)"])  # fmt: skip
+    assert result.returncode != 0 and "could not create unique index" in result.stderr
+    reports = len(shop.validation_reports())
+    try:
+        releases.add_concurrent_index(shop)
+        shop.commit("index on product names, built concurrently")
+        verdict = validate_and_expect_abort(shop, "copy-not-faithful")
+        assert len(shop.validation_reports()) == reports + 1, "the abort's report is saved in validations/"
+        reason = verdict["reasons"][0]
+        assert reason.startswith("the copy's schema or migration history differs from production's: the copy cannot be trusted: "
+                                 "1 schema object differs (index catalog_product_name_left on public.catalog_product: production "
+                                 "`index CREATE UNIQUE INDEX catalog_product_name_left ON public.catalog_product USING btree (name) "
+                                 "INVALID`, copy none"), reason  # fmt: skip
+        assert "pg_dump leaves INVALID indexes out" in reason
+        assert [r["code"] for r in verdict["abort_reasons"]] == ["copy-not-faithful"]
+        copy = last_report(shop)["report"]["copy"]
+        assert copy["fidelity"] is False
+        assert copy["differences"]["schema"] == [{
+            "object": "index catalog_product_name_left on public.catalog_product",
+            "production": "index CREATE UNIQUE INDEX catalog_product_name_left ON public.catalog_product USING btree (name) INVALID",
+            "copy": None,
+        }]  # fmt: skip
+        assert copy["differences"]["history"] == {}
+    finally:
+        shop.psql("DROP INDEX IF EXISTS catalog_product_name_left")
+        shop.psql("DELETE FROM catalog_product WHERE sku = 'TEA-003'")
+        shop.reset_to(shop.base)
 
 
 def assert_what_the_deploy_of_a_release_with_a_migration_leaves(shop, first, second):

@@ -91,6 +91,15 @@ def test_warnings_leave_out_new_tables_and_empty_ones():
     assert "big (1000 rows)" in warnings[0]["message"]
 
 
+def test_a_rewrite_warns_for_a_table_with_rows_only():
+    """A column type change rewrites the table; one with 0 rows on the copy is rewritten in no time."""
+    entry = {"migration": "a.0003", "rows": {"big": 1000, "empty": 0}, "seconds": 0.5, "statements": [], "rewritten": ["big", "empty"]}
+    warnings = driver.migration_warnings(entry, {"irreversible": [], "atomic": True}, slow_seconds=5)
+    assert [(w["rule"], w["message"]) for w in warnings] == [
+        ("table-rewrite", "table big (1000 rows) was rewritten: ACCESS EXCLUSIVE for the whole rewrite")
+    ]
+
+
 class PgError(Exception):
     pgcode = "23505"
 
@@ -104,3 +113,29 @@ def test_sqlstate_is_found_on_the_chained_cause():
     except RuntimeError as outer:
         assert driver.sqlstate(outer) == "23505"
     assert driver.sqlstate(ValueError("no code")) is None
+
+
+def test_squawks_findings_on_the_linted_sql_name_their_table():
+    """The real squawk (the controller's, as roles/migration_validation/tasks/lint.yml runs it) on the SQL the driver
+    gives it: each finding's line leads to its statement's table (strategy.lint_warnings)."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from ansible.module_utils.smart_deploy.strategy import lint_warnings
+
+    statements = driver.annotate_statements([
+        {"sql": 'ALTER TABLE "cart_item" ADD COLUMN "note" varchar(200) DEFAULT \'\' NOT NULL', "seconds": 0.1, "at": 0},
+        {"sql": 'UPDATE "cart_item" SET "note" = \'x\'', "seconds": 0.1, "at": 0},
+        {"sql": 'CREATE TABLE "cart_tag" ("id" bigint NOT NULL PRIMARY KEY)', "seconds": 0.1, "at": 0},
+        {"sql": 'CREATE INDEX "catalog_product_name_idx" ON "catalog_product" ("name")', "seconds": 0.1, "at": 0},
+    ], {"cart_item", "catalog_product"})  # fmt: skip
+    sql = driver.lint_sql(statements)
+    squawk = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "squawk"
+    found = subprocess.run([str(squawk), "--reporter", "json"], input=sql, capture_output=True, text=True, check=False)
+    findings = json.loads(found.stdout)
+    warnings = lint_warnings({"cart.0003_note": findings}, [{"migration": "cart.0003_note", "statements": statements}])
+    tables = {w["rule"]: w["table"] for w in warnings}
+    assert tables["squawk:prefer-text-field"] == "cart_item"
+    assert tables["squawk:require-concurrent-index-creation"] == "catalog_product"
+    assert all(w["message"].startswith("cart.0003_note, table ") for w in warnings)

@@ -106,6 +106,36 @@ def test_linter_findings_become_warnings():
     assert verdict["strategy"] == ABORT
 
 
+def test_each_linter_finding_names_its_migration_and_table():
+    """The findings of squawk (its --reporter json: line from 0) on the SQL the driver linted (django_driver.lint_sql)."""
+    entry = dict(applied("cart.0003_note"), statements=[
+        {"sql": 'ALTER TABLE "cart_item" ADD COLUMN "note" varchar(200) DEFAULT \'\' NOT NULL', "relation": "cart_item",
+         "existing_relation": True},
+        {"sql": 'UPDATE "cart_item" SET "note" = \'\'', "relation": "cart_item", "existing_relation": True},
+        {"sql": 'CREATE TABLE "cart_tag" ("id" bigint NOT NULL)', "relation": None, "existing_relation": False},
+        {"sql": 'CREATE INDEX "catalog_product_name_idx"\nON "catalog_product" ("name")', "relation": "catalog_product",
+         "existing_relation": True},
+        {"sql": 'ALTER TABLE "catalog_product" ALTER COLUMN "price" TYPE numeric(12, 2)', "relation": "catalog_product",
+         "existing_relation": True},
+    ])  # fmt: skip
+    lint = {"cart.0003_note": [
+        {"rule_name": "prefer-text-field", "message": "Changing the size of a `varchar` field ...", "line": 0},
+        {"rule_name": "require-concurrent-index-creation", "message": "During normal index creation, table updates are blocked",
+         "line": 2},
+        {"rule_name": "changing-column-type", "message": "Changing a column type requires an ACCESS EXCLUSIVE lock", "line": 3},
+        {"rule_name": "require-lock-timeout", "message": "Missing `set lock_timeout`"},
+    ]}  # fmt: skip
+    warnings = decide(report(entry), lint=lint)["warnings"]
+    assert [w["message"] for w in warnings] == [
+        "cart.0003_note, table cart_item: Changing the size of a `varchar` field ... (squawk prefer-text-field)",
+        "cart.0003_note, table catalog_product: During normal index creation, table updates are blocked "
+        "(squawk require-concurrent-index-creation)",
+        "cart.0003_note, table catalog_product: Changing a column type requires an ACCESS EXCLUSIVE lock (squawk changing-column-type)",
+        "cart.0003_note, table cart_item, catalog_product: Missing `set lock_timeout` (squawk require-lock-timeout)",
+    ]
+    assert [w["table"] for w in warnings] == ["cart_item", "catalog_product", "catalog_product", None]
+
+
 def test_an_emergency_without_rehearsal_is_normal_with_a_warning():
     unrehearsed = report(pending=["a.0002"], copy={"skipped": True, "why": "rehearsal not asked for"})
     assert decide(unrehearsed)["strategy"] == ABORT

@@ -121,11 +121,40 @@ def test_a_matching_stamp_skips_the_download_and_a_change_downloads_again(tmp_pa
     ok(house.fill())
     assert "sdother-2.0-py3-none-any.whl" in house.held()
 
-    # other pip arguments: downloaded again (pip runs, and fails, once the index lacks the wheel)
+    # other pip arguments: downloaded again and stamped anew (pip runs; a wheel the wheelhouse holds counts as found)
+    third = house.stamp()
     (house.index / "sdother-2.0-py3-none-any.whl").unlink()
     house.pip_args = [*house.pip_args, "--no-deps"]
+    ok(house.fill())
+    assert house.stamp() != third
+
+    # a requirement neither the index nor the wheelhouse has: pip runs and fails, naming it
+    house.requirements("sdother==2.0\nsdmissing==1.0\n")
     result = house.fill()
-    assert result.returncode != 0 and "sdother==2.0" in result.stdout + result.stderr, result.stdout[-4000:]
+    assert result.returncode != 0 and "sdmissing==1.0" in result.stdout + result.stderr, result.stdout[-4000:]
+
+
+def test_a_changed_file_the_requirements_include_downloads_again(tmp_path):
+    """pip reads -r and -c files (nested, relative to the file that names them): the stamp covers them."""
+    house = Wheelhouse(tmp_path)
+    for version in ("1.0", "2.0"):
+        make_wheel(house.index, "sdtiny", version)
+    make_wheel(house.index, "sdother", "1.0")
+    (house.source / "requirements").mkdir()
+    house.requirements("-r requirements/base.txt\n")
+    (house.source / "requirements" / "base.txt").write_text("--constraint pins.txt\nsdtiny\nsdother==1.0\n")
+    (house.source / "requirements" / "pins.txt").write_text("sdtiny==1.0\n")
+    ok(house.fill())
+    assert house.held() == ["sdother-1.0-py3-none-any.whl", "sdtiny-1.0-py3-none-any.whl"]
+    first = house.stamp()
+
+    ok(house.fill())
+    assert house.stamp() == first, "nothing changed: nothing downloaded"
+
+    # the pin two files down changes: pip must run again (it was skipped, and the image lacked sdtiny 2.0)
+    (house.source / "requirements" / "pins.txt").write_text("sdtiny==2.0\n")
+    ok(house.fill())
+    assert "sdtiny-2.0-py3-none-any.whl" in house.held() and house.stamp() != first
 
 
 def test_check_mode_downloads_nothing_and_writes_no_stamp(tmp_path):
