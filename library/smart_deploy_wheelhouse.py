@@ -24,12 +24,12 @@ description:
     through the task's connection (docker cp, no bind mount). Then pip goes again with the wheels built.
   - A requirement pinned with hashes (C(--hash=sha256:...), pip-compile --generate-hashes) is built only from a source
     distribution whose hash the pin allows (pip checks it); its wheel goes into the wheelhouse as that source
-    distribution with its build requirements, not as the wheel built (whose hash no pin allows: the image's
+    distribution with its build requirements, not as the wheel built (whose hash no pin allows - the image's
     C(pip install --require-hashes) would refuse it), and the image's pip builds it, offline.
   - Then, with O(check), the image's own pip checks the wheelhouse - C(pip install --dry-run --no-index) of the
     requirements from the wheelhouse alone, in a one-off container of that image with no network. pip evaluates
     environment markers with the Python it runs in, so the controller's may skip a dependency the image's needs
-    (C(async-timeout; python_full_version < "3.11.3") of redis, for Debian's Python 3.11.2): what the image's pip
+    (C(async-timeout; python_full_version < "3.11.3") of redis, for Debian's Python 3.11.2) - what the image's pip
     finds no distribution for is downloaded here (for the image's Python and platforms, built from source if need
     be), and it checks again, until the wheelhouse is complete or a requirement cannot be satisfied (a failure
     naming it). An image that cannot check (no python3, no pip and no venv) gives a warning.

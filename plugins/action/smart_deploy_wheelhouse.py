@@ -26,6 +26,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 _spec = importlib.util.spec_from_file_location(
@@ -130,21 +131,20 @@ class ActionModule(ActionBase):
             with tempfile.TemporaryDirectory(prefix="smart-deploy-sdist-") as staging:
                 fill = Fill(requirements, staging, rounds)
                 self._download(task_vars or {}, fill, None, dest, pip_args)
-                if self._boolean(args.get("check", True)):
+                if boolean(args.get("check", True), strict=False):
                     result["checked"] = self._check(task_vars or {}, fill, dest, pip_args)
                 result["built"] = fill.built
         except WheelhouseError as exc:
             return dict(result, failed=True, msg=str(exc))
         if result["checked"].get("skipped"):
-            result["warnings"] = ["the wheelhouse %s was not checked with the image's Python: %s" % (dest, result["checked"]["skipped"])]
+            result["warnings"] = [
+                "the wheelhouse %s was not checked with the image's Python: %s. Set build_wheel_image to the image that installs "
+                "its wheels (or build_wheelhouse_check: false)" % (dest, result["checked"]["skipped"])
+            ]
         after = rules.stamp(requirements, pip_args, self._held(dest))
         Path(stamp_file).write_text(after + "\n")
         result.update(downloaded=True, stamp=after, msg="the wheelhouse %s was filled" % dest)
         return result
-
-    @staticmethod
-    def _boolean(value) -> bool:
-        return str(value).strip().lower() in ("1", "true", "yes", "on")
 
     @staticmethod
     def _held(dest: str) -> list:
