@@ -363,6 +363,8 @@ def check_verdict(returncode: int, output: str) -> Tuple[str, Optional[str]]:
     hash missing: pip's own message says which)."""
     if returncode == 0:
         return "complete", None
+    if returncode in (126, 127) and CHECK_MARK not in (output or ""):  # docker found no sh to run the check with
+        return "unchecked", "the image has no sh to run the check"
     for line in (output or "").splitlines():
         if line.startswith(CHECK_MARK + " cannot check:"):
             return "unchecked", line[len(CHECK_MARK + " cannot check:") :].strip()

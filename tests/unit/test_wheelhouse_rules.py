@@ -177,6 +177,7 @@ def test_what_the_images_pip_said_of_the_wheelhouse():
     assert check_verdict(2, "smart-deploy-check: python 3.8.1 x86_64\n\nno such option: --dry-run\n")[0] == "unchecked"
     hashes = "ERROR: Hashes are required in --require-hashes mode, but they are missing from some requirements.\n"
     assert check_verdict(1, hashes) == ("refused", None) and image_python(hashes) == "?"
+    assert check_verdict(127, 'exec: "sh": executable file not found in $PATH') == ("unchecked", "the image has no sh to run the check")
     assert check_verdict(4, "smart-deploy-check: failed: could not unpack\n") == ("failed", "could not unpack")
     assert "pip-compile --generate-hashes" in image_refuses_problem("python:3.11-slim-bookworm", "3.11.2 x86_64", hashes)
     problem = image_lacks_problem("psycopg-binary==3.2.3", "python:3.13-slim-trixie", "3.13.5 aarch64", "none",
