@@ -402,7 +402,7 @@ def image_refuses_problem(image: str, python: str, output: str) -> str:
     """The image's pip cannot install the requirements from the wheelhouse, for a reason other than a missing
     distribution (pip's own lines follow)."""
     hint = ""
-    if "Hashes are required in --require-hashes mode" in (output or ""):
+    if "--require-hashes mode" in (output or ""):  # "Hashes are required in...", "In ..., all requirements must be pinned"
         hint = (
             " The requirements are pinned with hashes, and the image's Python needs a package they do not pin (its"
             " markers differ from those of the Python the file was compiled with): compile it with the image's Python"

@@ -180,6 +180,9 @@ def test_what_the_images_pip_said_of_the_wheelhouse():
     assert check_verdict(127, 'exec: "sh": executable file not found in $PATH') == ("unchecked", "the image has no sh to run the check")
     assert check_verdict(4, "smart-deploy-check: failed: could not unpack\n") == ("failed", "could not unpack")
     assert "pip-compile --generate-hashes" in image_refuses_problem("python:3.11-slim-bookworm", "3.11.2 x86_64", hashes)
+    unpinned = "ERROR: In --require-hashes mode, all requirements must have their versions pinned with ==. These do not:\n"
+    assert "add the package with its hash" in image_refuses_problem("python:3.11-slim-bookworm", "3.11.2 x86_64", unpinned)
+    assert "hashes" not in image_refuses_problem("python:3.11-slim-bookworm", "3.11.2 x86_64", "ResolutionImpossible")
     problem = image_lacks_problem("psycopg-binary==3.2.3", "python:3.13-slim-trixie", "3.13.5 aarch64", "none",
                                   ["--python-version=3.13", "--platform=manylinux_2_28_x86_64"])  # fmt: skip
     assert "psycopg-binary==3.2.3" in problem and "Python 3.13.5 aarch64 in python:3.13-slim-trixie" in problem
