@@ -22,6 +22,17 @@ description:
     target, with no network, by C(pip wheel --no-index) from the build requirements (its C([build-system] requires),
     setuptools and wheel for a setup.py) downloaded as wheels beside it. The container's files go there and back
     through the task's connection (docker cp, no bind mount). Then pip goes again with the wheels built.
+  - A requirement pinned with hashes (C(--hash=sha256:...), pip-compile --generate-hashes) is built only from a source
+    distribution whose hash the pin allows (pip checks it); its wheel goes into the wheelhouse as that source
+    distribution with its build requirements, not as the wheel built (whose hash no pin allows - the image's
+    C(pip install --require-hashes) would refuse it), and the image's pip builds it, offline.
+  - Then, with O(check), the image's own pip checks the wheelhouse - C(pip install --dry-run --no-index) of the
+    requirements from the wheelhouse alone, in a one-off container of that image with no network. pip evaluates
+    environment markers with the Python it runs in, so the controller's may skip a dependency the image's needs
+    (C(async-timeout; python_full_version < "3.11.3") of redis, for Debian's Python 3.11.2) - what the image's pip
+    finds no distribution for is downloaded here (for the image's Python and platforms, built from source if need
+    be), and it checks again, until the wheelhouse is complete or a requirement cannot be satisfied (a failure
+    naming it). An image that cannot check (no python3, no pip and no venv) gives a warning.
   - A requirement with neither a wheel for the image nor a source distribution fails, naming the versions that have a wheel.
 options:
   requirements:
@@ -40,9 +51,13 @@ options:
     default: []
   image:
     description: Image to build wheels from source in (its C(python3) makes a venv; a package with C code also needs a compiler in
-      it). Empty - the image the first C(FROM) of O(dockerfile) names.
+      it) and to check the wheelhouse in. Empty - the image the first C(FROM) of O(dockerfile) names.
     type: str
     default: ""
+  check:
+    description: Let the image's pip check the wheelhouse after it is filled, and download what it lacks for the image's Python.
+    type: bool
+    default: true
   dockerfile:
     description: The component's Dockerfile, on the controller, read for O(image) when that is empty.
     type: path
@@ -87,10 +102,17 @@ downloaded:
   returned: always
   type: bool
 built:
-  description: The wheels built from source distributions - C(requirement), C(sdist), C(image), C(wheels).
+  description: The wheels built from source distributions - C(requirement), C(sdist), C(image), C(wheels), C(build_requires);
+    for a requirement pinned with hashes also C(hash_pinned) and C(shipped), the files put in the wheelhouse for it (the
+    source distribution and its build requirements).
   returned: always
   type: list
   elements: dict
+checked:
+  description: What the image's pip said - C(image), C(python) (its version and machine), C(added) (the requirements
+    downloaded for it); C(skipped) says why it could not check. Empty when nothing was filled or O(check) is off.
+  returned: always
+  type: dict
 stamp:
   description: The wheelhouse's stamp.
   returned: always

@@ -172,13 +172,36 @@ ensure_debian_base() {
   rm -rf "$rootfs" "$rootfs.log"
   info "imported $image"
 }
-# ensure_standin NAME FOLDER [SUITE]: the image NAME, present, pulled, or built from bootstrap/images/FOLDER on
-# smart-deploy/debian-base:SUITE
+# standin_hash FOLDER: the sha256 of the files of bootstrap/images/FOLDER (names and contents), which a stand-in
+# built from it carries as its label smart-deploy.standin
+standin_hash() {
+  (cd "$ROOT/bootstrap/images/$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
+}
+# standin_is_stale NAME SUITE HASH: NAME is a stand-in built here from other files than bootstrap/images' of today:
+# its label says another hash, or it has no label and sits on smart-deploy/debian-base:SUITE (a stand-in built
+# before the label). An image pulled (or loaded) under that name has neither: it is kept.
+standin_is_stale() {
+  local name="$1" suite="$2" want="$3" label first base
+  label="$(docker image inspect -f '{{index .Config.Labels "smart-deploy.standin"}}' "$name" 2>/dev/null || true)"
+  if [[ -n "$label" ]]; then
+    [[ "$label" != "$want" ]]
+    return
+  fi
+  first="$(docker image inspect -f '{{index .RootFS.Layers 0}}' "$name" 2>/dev/null || true)"
+  base="$(docker image inspect -f '{{index .RootFS.Layers 0}}' "smart-deploy/debian-base:$suite" 2>/dev/null || true)"
+  [[ -n "$base" && "$first" == "$base" ]]
+}
+# ensure_standin NAME FOLDER [SUITE]: the image NAME, present (and, if a stand-in, built from today's
+# bootstrap/images/FOLDER), pulled, or built from bootstrap/images/FOLDER on smart-deploy/debian-base:SUITE
 ensure_standin() {
-  local name="$1" folder="$2" suite="${3:-bookworm}" log
+  local name="$1" folder="$2" suite="${3:-bookworm}" log want
+  want="$(standin_hash "$folder")"
   if docker image inspect "$name" >/dev/null 2>&1; then
-    info "$name: present"
-    return 0
+    if ! standin_is_stale "$name" "$suite" "$want"; then
+      info "$name: present"
+      return 0
+    fi
+    info "$name: a stand-in built from an older bootstrap/images/$folder: building it again"
   fi
   if [[ "${SMART_DEPLOY_TRY_PULL:-1}" == "1" ]] && timeout 60 docker pull -q "$name" >/dev/null 2>&1; then
     info "$name: pulled"
@@ -187,7 +210,8 @@ ensure_standin() {
   ensure_debian_base "$suite"
   info "$name: building a stand-in from Debian $suite packages (no registry reachable)"
   log="$(mktemp)"
-  docker build -q --build-arg "BASE=smart-deploy/debian-base:$suite" -t "$name" "$ROOT/bootstrap/images/$folder" >"$log" 2>&1 \
+  docker build -q --build-arg "BASE=smart-deploy/debian-base:$suite" --label "smart-deploy.standin=$want" -t "$name" \
+    "$ROOT/bootstrap/images/$folder" >"$log" 2>&1 \
     || { cat "$log" >&2; die "building the stand-in for $name failed"; }
   rm -f "$log"
 }

@@ -78,6 +78,7 @@ LONGEST_FIRST = (
     "integration/test_external_db.py",  # (about 230: two deploys of the notes sample and a cleanup)
     "integration/test_missing_migrations.py",  # (about 200)
     "integration/test_validation_syncdb.py",  # (about 220)
+    "integration/test_build_wheels.py",  # (about 190 on a busy machine: four role builds, three sdists built, two base images)
     "molecule/test_default.py",  # (about 170)
     "integration/test_accessories.py",  # (about 120 on a busy machine: the accessories role alone, Redis)
     "integration/test_components.py",  # (about 120: one build of the notes image, the proxy, two role-level runs)

@@ -11,6 +11,11 @@ be built into a wheel. Plain Python: files are read, nothing is run.
 - A requirement pip finds no wheel for (``No matching distribution found for docopt==0.6.2``) may have a source
   distribution: its build requirements (``[build-system] requires`` of its pyproject.toml, setuptools and wheel
   for a setup.py) are downloaded as wheels too, and the wheel is built in a container of the image's base.
+- A requirement pinned with hashes (``--hash=sha256:...``) accepts only the files whose hashes it names: its source
+  is downloaded checked against them, and the wheel built from it is let through pip on the controller by a copy
+  of the requirements files that also names the wheel's hash (the image gets the source, not the wheel).
+- The image's own pip checks the wheelhouse (``pip install --dry-run --no-index``, in a container of the image):
+  what it says (complete, a requirement it finds nothing for, or why it cannot check) is read here.
 """
 
 from __future__ import annotations
@@ -111,22 +116,106 @@ def stamp(requirements: str, pip_args: list, wheels: list) -> str:
     return hashlib.sha256(json.dumps(stamped, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-_NOT_FOUND = re.compile(r"No matching distribution found for (\S+)")
-_VERSIONS = re.compile(r"Could not find a version that satisfies the requirement (\S+)(?: \(from [^)]*\))? \(from versions: ([^)]*)\)")
+_NOT_FOUND = re.compile(r"No matching distribution found for (.+?)\s*$", re.M)
+_VERSIONS = re.compile(r"Could not find a version that satisfies the requirement (.+?)(?: \(from [^()]*\))? \(from versions: ([^)]*)\)")
+
+
+def without_marker(requirement: str) -> str:
+    """A requirement without its environment marker (``async-timeout>=4.0.3; python_full_version < "3.11.3"`` ->
+    ``async-timeout>=4.0.3``): pip evaluates a marker with the interpreter it runs in, not the image's."""
+    return requirement.split(";", 1)[0].strip()
 
 
 def missing_requirement(pip_output: str) -> Optional[str]:
-    """The requirement pip found no distribution for (``docopt==0.6.2``), from its error output; None if none."""
+    """The requirement pip found no distribution for (``docopt==0.6.2``, ``async-timeout>=4.0.3`` of
+    ``async-timeout>=4.0.3; python_full_version < "3.11.3"``), from its error output; None if none."""
     found = _NOT_FOUND.findall(pip_output or "")
-    return found[-1] if found else None
+    return without_marker(found[-1]) if found else None
 
 
 def versions_seen(pip_output: str, requirement: str) -> Optional[str]:
     """The versions pip saw for ``requirement`` (``none``, ``5.2.8, 5.2.9``), from its error output."""
     for name, versions in _VERSIONS.findall(pip_output or ""):
-        if name == requirement:
+        if without_marker(name) == without_marker(requirement):
             return versions.strip()
     return None
+
+
+def _requirement_and_options(line: str) -> Tuple[str, List[str]]:
+    """A requirement line split as pip splits it: the requirement, then its options (from the first word that
+    starts with a dash: ``--hash=sha256:...``)."""
+    words = line.split()
+    for i, word in enumerate(words):
+        if word.startswith("-"):
+            return " ".join(words[:i]), words[i:]
+    return line, []
+
+
+def _hashes_of(options: List[str]) -> List[str]:
+    found = []
+    for i, option in enumerate(options):
+        if option.startswith("--hash="):
+            found.append(option[len("--hash=") :])
+        elif option == "--hash" and i + 1 < len(options):
+            found.append(options[i + 1])
+    return found
+
+
+def hash_pins(files: List[Tuple[str, Optional[str]]]) -> dict:
+    """The hashes each requirement is pinned to (``--hash=sha256:...``, pip-compile --generate-hashes), in the
+    files pip reads (requirement_files): {canonical name: ["sha256:..."]}. Any of them puts pip in hash-checking
+    mode: it then installs only files whose hash is pinned."""
+    pins = {}
+    for _path, text in files:
+        for line in logical_lines(text or ""):
+            if line.startswith("-"):
+                continue
+            requirement, options = _requirement_and_options(line)
+            hashes = _hashes_of(options)
+            if requirement and hashes:
+                known = pins.setdefault(canonical_name(requirement), [])
+                known.extend(h for h in hashes if h not in known)
+    return pins
+
+
+def pinned_line(requirement: str, hashes: List[str]) -> str:
+    """A requirements line that pins ``requirement`` to ``hashes`` (for pip to check a download against them)."""
+    return " ".join([without_marker(requirement), *("--hash=%s" % h for h in hashes)])
+
+
+def rewritten_requirements(
+    files: List[Tuple[str, Optional[str]]], placed: dict, extra_hashes: Optional[dict] = None, dropped=()
+) -> List[Tuple[str, str]]:
+    """The files pip reads (requirement_files), each to be written at ``placed[its real path]``: each include
+    (``-r``, ``-c``) names the new place of the file it includes, and a requirement pinned with hashes whose
+    canonical name is in ``extra_hashes`` also allows those (the wheel built from its checked source); one whose
+    name is in ``dropped`` is left out. Comments and continuations are gone; the rest is kept as written.
+    [(new path, text)], the top file first."""
+    extra_hashes = extra_hashes or {}
+    written = []
+    for path, text in files:
+        if text is None:
+            continue
+        lines = []
+        for line in logical_lines(text):
+            include = includes(line)
+            if include and line.startswith("-"):
+                kind, included = include[0]
+                if not _URL.match(included):
+                    included = os.path.expandvars(included)
+                    target = included if os.path.isabs(included) else os.path.join(os.path.dirname(path), included)
+                    new = placed.get(os.path.realpath(target))
+                    if new:
+                        line = "%s %s" % ("-c" if kind == "constraint" else "-r", new)
+            elif not line.startswith("-"):
+                requirement, options = _requirement_and_options(line)
+                if canonical_name(requirement) in dropped:
+                    continue
+                if _hashes_of(options) and canonical_name(requirement) in extra_hashes:
+                    line = " ".join([line, *("--hash=%s" % h for h in extra_hashes[canonical_name(requirement)])])
+            lines.append(line)
+        written.append((placed[os.path.realpath(path)], "".join(line + "\n" for line in lines)))
+    return written
 
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -142,6 +231,20 @@ def wheels_of(names: list, requirement: str) -> list:
     """The wheel files among ``names`` of the distribution ``requirement`` names (any version)."""
     wanted = canonical_name(requirement)
     return sorted(n for n in names if n.endswith(".whl") and re.sub(r"[-_.]+", "-", n.split("-", 1)[0]).lower() == wanted)
+
+
+_SOURCE_SUFFIXES = (".tar.gz", ".zip")
+
+
+def sources_of(names: list, requirement: str) -> list:
+    """The source distributions among ``names`` (``django-secure-1.0.2.tar.gz``) of the distribution ``requirement``
+    names (any version)."""
+    wanted, found = canonical_name(requirement), []
+    for name in names:
+        suffix = next((s for s in _SOURCE_SUFFIXES if name.endswith(s)), None)
+        if suffix and "-" in name and re.sub(r"[-_.]+", "-", name[: -len(suffix)].rsplit("-", 1)[0]).lower() == wanted:
+            found.append(name)
+    return sorted(found)
 
 
 # options of pip download that say where packages come from (kept when downloading a source distribution); those
@@ -245,4 +348,68 @@ def built_wheel_problem(requirement: str, image: str, versions: Optional[str], t
         "wheel does not fit it (is %s's Python %s? a package with C code needs a compiler there). Build the image's "
         "wheel in another image (build_wheel_image) or set the Django component's python_version to the image's Python"
         % (requirement, image, target_python or "?", versions or "none", image, target_python or "that one")
+    )
+
+
+# what the check in a one-off container of the image prints of itself (plugins/action/smart_deploy_wheelhouse.py)
+CHECK_MARK = "smart-deploy-check:"
+
+
+def check_verdict(returncode: int, output: str) -> Tuple[str, Optional[str]]:
+    """What the image's pip said of the wheelhouse (``pip install --dry-run --no-index`` in a one-off container):
+    ("complete", None); ("missing", requirement) when it found no distribution for one (to download for it);
+    ("unchecked", why) when the image cannot check (no python3, no pip and no venv, a pip without --dry-run);
+    ("failed", why) when the check itself broke; ("refused", None) for any other failure of pip (a conflict, a
+    hash missing: pip's own message says which)."""
+    if returncode == 0:
+        return "complete", None
+    if returncode in (126, 127) and CHECK_MARK not in (output or ""):  # docker found no sh to run the check with
+        return "unchecked", "the image has no sh to run the check"
+    for line in (output or "").splitlines():
+        if line.startswith(CHECK_MARK + " cannot check:"):
+            return "unchecked", line[len(CHECK_MARK + " cannot check:") :].strip()
+        if line.startswith(CHECK_MARK + " failed:"):
+            return "failed", line[len(CHECK_MARK + " failed:") :].strip()
+    if "no such option: --dry-run" in (output or ""):
+        return "unchecked", "its pip is older than 22.2 (no --dry-run)"
+    requirement = missing_requirement(output)
+    if requirement:
+        return "missing", requirement
+    return "refused", None
+
+
+def image_python(output: str) -> str:
+    """The image's Python and machine as the check printed them (``3.11.2 x86_64``), or ``?``."""
+    for line in (output or "").splitlines():
+        if line.startswith(CHECK_MARK + " python "):
+            return line[len(CHECK_MARK + " python ") :].strip()
+    return "?"
+
+
+def image_lacks_problem(requirement: str, image: str, python: str, versions: Optional[str], pip_args: list) -> str:
+    """Why the wheelhouse stays incomplete for the image: pip download fetched ``requirement`` for the Django
+    component's python_version and platforms, and the image's pip still finds none it can install."""
+    platforms = [a.split("=", 1)[1] for a in pip_args if str(a).startswith("--platform=")]
+    return (
+        "the image's pip (Python %s in %s) finds no distribution it can install for %s in the wheelhouse (versions it "
+        "saw: %s), though pip download fetched it for Python %s and platforms %s: the image's Python or machine is not "
+        "the one the wheels were downloaded for. Set the Django component's python_version and platforms to the image's"
+        % (python, image, requirement, versions or "none", python_version(pip_args) or "?", ", ".join(platforms) or "?")
+    )
+
+
+def image_refuses_problem(image: str, python: str, output: str) -> str:
+    """The image's pip cannot install the requirements from the wheelhouse, for a reason other than a missing
+    distribution (pip's own lines follow)."""
+    hint = ""
+    if "--require-hashes mode" in (output or ""):  # "Hashes are required in...", "In ..., all requirements must be pinned"
+        hint = (
+            " The requirements are pinned with hashes, and the image's Python needs a package they do not pin (its"
+            " markers differ from those of the Python the file was compiled with): compile it with the image's Python"
+            " (pip-compile --generate-hashes in the image) or add the package with its hash."
+        )
+    return "the image's pip (Python %s in %s) cannot install the requirements from the wheelhouse, offline.%s pip said:" % (
+        python,
+        image,
+        hint,
     )

@@ -99,8 +99,11 @@ def test_a_matching_stamp_skips_the_download_and_a_change_downloads_again(tmp_pa
     make_wheel(house.index, "sdother", "2.0")
     house.requirements("sdtiny==1.0\n")
 
-    ok(house.fill())  # first fill: downloaded and stamped
+    first_fill = house.fill()  # first fill: downloaded and stamped
+    ok(first_fill)
     assert house.held() == ["sdtiny-1.0-py3-none-any.whl"]
+    # no Dockerfile named here: no image to check the wheelhouse in, which is said (and how to say which)
+    assert "was not checked with the image's Python: no image known" in first_fill.stderr and "build_wheel_image" in first_fill.stderr
     first = house.stamp()
     assert first and len(first.strip()) == 64
 
@@ -109,9 +112,11 @@ def test_a_matching_stamp_skips_the_download_and_a_change_downloads_again(tmp_pa
     ok(house.fill())
     assert house.stamp() == first and house.held() == ["sdtiny-1.0-py3-none-any.whl"]
 
-    # the requirements changed: downloaded again, stamped anew
+    # the requirements changed: downloaded again, stamped anew (the check turned off: nothing said of it)
     house.requirements("sdother==2.0\n")
-    ok(house.fill())
+    unchecked = house.fill("-e", "build_wheelhouse_check=false")
+    ok(unchecked)
+    assert "not checked" not in unchecked.stdout + unchecked.stderr
     assert "sdother-2.0-py3-none-any.whl" in house.held()
     second = house.stamp()
     assert second != first
