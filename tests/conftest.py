@@ -71,6 +71,7 @@ LONGEST_FIRST = (
     "integration/test_malformed_inputs.py",  # (about 400)
     "integration/test_least_privilege.py",  # (about 350: an upgrade from the previous version, two deploys)
     "integration/test_workers_and_volumes.py",  # (about 300: a deployment with workers and a volume, 4 deploys, a rollback)
+    "integration/test_same_database.py",  # (about 330-400: a deployment of the notes sample, 4 deploys and a rollback, 2 refused)
     "molecule/test_cleanup.py",  # (254)
     "integration/test_scratch_lock_and_sql.py",  # (about 230)
     "integration/test_external_db.py",  # (about 230: two deploys of the notes sample and a cleanup)
