@@ -555,8 +555,8 @@ def test_identify_says_which_database_the_apps_own_settings_reach(cell):
     url = "postgres://%s:%s@127.0.0.1:%d/%s" % (ROLE, urllib.parse.quote(ROLE_PASSWORD, safe=""), cell.port, prod)
     replica = "postgresql://reader:canary-replica-pw@replica.invalid:5433/reporting"
     # an override pointing elsewhere is in the environment: identify must not apply it (the app serves without it)
-    env = dict(cell.base, **SECRETS, DATABASE_URL=url, REPLICA_DATABASE_URL=replica, MATRIX_REPLICA_ALIAS="1",
-               **driver_db_env("127.0.0.1", cell.port, "postgres", ROLE, "override-pw"))  # fmt: skip
+    env = dict(cell.base, **SECRETS, **driver_db_env("127.0.0.1", cell.port, "postgres", ROLE, "override-pw"))
+    env.update(DATABASE_URL=url, REPLICA_DATABASE_URL=replica, MATRIX_REPLICA_ALIAS="1")
     result, output = identify(cell, env)
     assert ROLE_PASSWORD not in output and urllib.parse.quote(ROLE_PASSWORD, safe="") not in output and "canary-replica-pw" not in output
     default = result["databases"]["default"]
