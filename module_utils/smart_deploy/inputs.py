@@ -613,7 +613,7 @@ def component_problems(components: Any, source: Optional[str], source_is_dir, dj
             problems += django_layout_problems(where, spec)
         problems += worker_problems(where, component, spec, django)
         problems += runtime_problems(where, spec)
-        problems += component_key_problems(where, component, spec, django if django in components else None)
+        problems += component_key_problems(where, component, spec, django if isinstance(django, str) and django in components else None)
     return problems
 
 
