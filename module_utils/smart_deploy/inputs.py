@@ -370,7 +370,7 @@ HOOK_VARIABLES = (
 # smart-deploy's roles: a *_tasks_file variable named after one of them is meant as a hook
 ROLE_PREFIXES = ("smart_deploy_", "preflight_", "change_detection_", "build_", "app_tests_", "migration_validation_", "database_",
                  "db_backup_", "migrate_", "release_", "proxy_", "health_check_", "report_", "rollback_", "cleanup_", "status_",
-                 "logs_", "dev_", "load_balancer_", "accessories_")  # fmt: skip
+                 "logs_", "dev_", "load_balancer_", "accessories_", "manage_")  # fmt: skip
 
 
 def hook_variable_problems(names: Iterable[Any]) -> List[str]:
