@@ -73,6 +73,7 @@ LONGEST_FIRST = (
     "integration/test_workers_and_volumes.py",  # (about 300: a deployment with workers and a volume, 4 deploys, a rollback)
     "integration/test_redis_tls_manage.py",  # (about 320 on a busy machine: two deploys of the notes sample, manage, maintenance)
     "integration/test_proxy_tls.py",  # (about 250 on a busy machine: the proxy role alone, ten runs, a rotation under load)
+    "integration/test_same_database.py",  # (about 330-400: a deployment of the notes sample, 4 deploys and a rollback, 2 refused)
     "molecule/test_cleanup.py",  # (254)
     "integration/test_scratch_lock_and_sql.py",  # (about 230)
     "integration/test_external_db.py",  # (about 230: two deploys of the notes sample and a cleanup)

@@ -22,6 +22,11 @@ standard library and Django, which the image already has. Top-level code is stan
     python driver.py manage     `driver.py manage <args>` runs what `manage.py <args>` runs (runserver,
                                 migrate...) on the database below; Django's own output and exit
                                 status, no input, no JSON result (./deploy dev runs the app with it)
+    python driver.py identify   in a new container of the release (`docker exec -i <container> python -
+                                identify`, this file on stdin): which database the app's OWN settings
+                                reach as it serves - no SMART_DEPLOY_DB_* override -, every alias of
+                                DATABASES (never a password) and what the server says of the default
+                                one (IDENTITY_SQL); smart-deploy compares it with the database it migrated
 
 Input (all but manage): JSON in the file named by SMART_DEPLOY_INPUT. Output: one JSON line prefixed with
 RESULT_MARK on stdout. Exit status: 0 done, 1 the app's tests failed (test only), 2 the command could
@@ -1619,12 +1624,167 @@ def command_manage(args, environ=None):
     return 0
 
 
+# --------------------------------------------------------------------------------------------------
+# The database the release's own settings reach (issue 24): `driver.py identify`, run in a new container
+# of the release (docker exec, the driver's text on stdin) after its health gate and before the switch.
+# --------------------------------------------------------------------------------------------------
+
+# Which database a connection reached, as the server says it: the same SQL for the release's container (its own
+# settings) and for smart-deploy's own connection to the database it migrated (module_utils/smart_deploy/
+# served_database.py compares the two). One JSON object; no value that differs between two connections to the
+# same database (a client address, a backend pid) and nothing secret.
+IDENTITY_SQL = (
+    "SELECT json_build_object('database', current_database(), 'oid', d.oid::text, 'port', current_setting('port'), "
+    "'started', (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint::text, "
+    "'started_at', to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "'user', current_user, 'version', current_setting('server_version'), 'in_recovery', pg_is_in_recovery())::text "
+    "FROM pg_database d WHERE d.datname = current_database()"
+)
+# The cluster's system identifier (the same on every server of one cluster, replicas included): readable by any role on
+# PostgreSQL's own builds, refused by some managed services - then the other facts decide.
+SYSTEM_ID_SQL = "SELECT system_identifier::text FROM pg_control_system()"
+ENGINE_NAMES = (("postgis", "PostgreSQL"), ("postgresql", "PostgreSQL"), ("sqlite", "SQLite"), ("mysql", "MySQL"),
+                ("oracle", "Oracle"), ("dummy", "no database (Django's dummy backend: DATABASES is empty)"))  # fmt: skip
+
+
+def engine_label(engine):
+    """What kind of database a DATABASES ENGINE is, in words: PostgreSQL (PostGIS and wrappers of either included),
+    SQLite, MySQL, Oracle, or the engine itself."""
+    if postgresql_engine(engine):
+        return "PostgreSQL"
+    text = str(engine or "")
+    for part, label in ENGINE_NAMES:
+        if part in text.lower():
+            return label
+    return text or "no ENGINE"
+
+
+def database_settings_summary(alias_settings):
+    """One alias of DATABASES as a message shows it: engine, its kind, host, port, name, user, the OPTIONS' keys -
+    never the password nor an OPTIONS value (a 'password' or 'passfile' there)."""
+    alias_settings = alias_settings if isinstance(alias_settings, dict) else {}
+    options = alias_settings.get("OPTIONS")
+    return {
+        "engine": str(alias_settings.get("ENGINE") or ""),
+        "vendor": engine_label(alias_settings.get("ENGINE")),
+        "host": str(alias_settings.get("HOST") or ""),
+        "port": str(alias_settings.get("PORT") or ""),
+        "name": str(alias_settings.get("NAME") or ""),
+        "user": str(alias_settings.get("USER") or ""),
+        "option_keys": sorted(str(key) for key in options) if isinstance(options, dict) else [],
+    }
+
+
+def process_environment(pid):
+    """The environment process ``pid`` was started with (/proc/<pid>/environ): for PID 1 of a container, what its server
+    runs with - an entrypoint script's exports included when it execs the server. None when it cannot be read."""
+    try:
+        with open("/proc/%s/environ" % int(pid), "rb") as handle:
+            raw = handle.read()
+    except (OSError, ValueError):
+        return None
+    found = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            key, value = item.split(b"=", 1)
+            found[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return found or None
+
+
+def identify_options(args):
+    """``identify``'s arguments: --project-dir DIR (the folder of manage.py, first on sys.path) and --environ-of PID (use
+    the environment process PID started with, instead of this process's own)."""
+    options, rest = {"project_dir": None, "environ_of": None}, list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag in ("--project-dir", "--environ-of") and rest:
+            options[flag[2:].replace("-", "_")] = rest.pop(0)
+        else:
+            raise AppProblem("usage: driver.py identify [--project-dir DIR] [--environ-of PID], not %r" % flag)
+    return options
+
+
+def command_identify(args, environ=None):
+    """`driver.py identify [--project-dir DIR] [--environ-of PID]`: which database the app's own settings reach, as it
+    serves - the settings module and environment of the container (with --environ-of 1, those its main process started
+    with), django.setup() as the WSGI application does it (an AppConfig.ready() that changes DATABASES counts), and never
+    smart-deploy's SMART_DEPLOY_DB_* override. Prints one RESULT_MARK line:
+
+        databases   every alias: engine, vendor, host, port, name, user, option_keys (never a password)
+        identity    of the default alias, when it is PostgreSQL and answered: IDENTITY_SQL's object, system_identifier
+        connect_error  when the default alias is PostgreSQL and the connection or the query failed (masked)
+
+    Exit 0 when it could say (a connection that failed included: that is data), 2 when the settings do not load."""
+    environ = os.environ if environ is None else environ
+    try:
+        options = identify_options(args)
+    except AppProblem as exc:
+        emit({"ok": False, "error": str(exc), "origin": SMART_DEPLOY})
+        return 2
+    served = process_environment(options["environ_of"]) if options["environ_of"] else None
+    if served is not None:
+        environ.clear()
+        environ.update(served)
+    project_dir = options["project_dir"] or os.getcwd()
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
+    source = "DJANGO_SETTINGS_MODULE"
+    if not environ.get("DJANGO_SETTINGS_MODULE"):
+        manage_py = os.path.join(project_dir, "manage.py")
+        if os.path.exists(manage_py):
+            with open(manage_py, encoding="utf-8", errors="replace") as handle:
+                found = settings_module_in(handle.read())
+            if found:
+                environ["DJANGO_SETTINGS_MODULE"], source = found, "%s's default" % manage_py
+    result = {"environment": "of process %s" % options["environ_of"] if served is not None else "of the driver's process",
+              "settings_module": environ.get("DJANGO_SETTINGS_MODULE") or "", "settings_module_from": source}  # fmt: skip
+    passwords = []
+    try:
+        import django
+
+        django.setup()
+        from django.db import connections
+
+        configured = connections.settings
+        passwords = [str(alias.get("PASSWORD")) for alias in configured.values() if isinstance(alias, dict) and alias.get("PASSWORD")]
+        result["databases"] = {str(alias): database_settings_summary(value) for alias, value in configured.items()}
+    except Exception as exc:  # the app's settings or start-up: the app's, said with the settings module
+        message = "the release's settings do not load: %s (settings module %s, from %s)" % (
+            error_message(exc), environ.get("DJANGO_SETTINGS_MODULE") or "unknown", source)  # fmt: skip
+        for secret in passwords:
+            message = message.replace(secret, "********")
+        emit({"ok": False, "error": message, "origin": APP})
+        return 2
+    default = configured.get("default")
+    if isinstance(default, dict) and postgresql_engine(default.get("ENGINE")):
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute(IDENTITY_SQL)
+                row = cursor.fetchone()
+                identity = json.loads(row[0]) if isinstance(row[0], str) else dict(row[0])
+                try:
+                    cursor.execute(SYSTEM_ID_SQL)
+                    identity["system_identifier"] = str(cursor.fetchone()[0])
+                except Exception as exc:  # a managed service may refuse it: the other facts decide
+                    identity["system_identifier_error"] = error_message(exc)
+            result["identity"] = identity
+        except Exception as exc:
+            result["connect_error"] = error_message(exc)
+        finally:
+            connections.close_all()
+    result["ok"] = True
+    for secret in passwords:
+        result = redact(result, secret)
+    emit(result)
+    return 0
+
+
 COMMANDS = {
     "analyze": command_analyze, "rehearse": command_rehearse, "apply": command_apply, "reverse": command_reverse,
     "test": command_test,
 }  # fmt: skip
 # Commands that take their arguments from the command line and print what Django prints (no JSON).
-ARGV_COMMANDS = {"manage": command_manage}
+ARGV_COMMANDS = {"manage": command_manage, "identify": command_identify}
 
 
 def main(argv):

@@ -90,7 +90,7 @@ RENAMED = {
 }
 BOOLEANS = (
     "smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled",
-    "smart_deploy_allow_breaking", "smart_deploy_rolling",
+    "smart_deploy_allow_breaking", "smart_deploy_rolling", "release_database_check",
 )  # fmt: skip
 
 # The short names ./deploy passes (-e release=ID) and the role variables they default to, which AWX surveys
@@ -304,6 +304,112 @@ ROUTE_KEYS = ("path", "component")
 def known_component_keys(is_django: bool) -> tuple:
     """The keys a component's entry may have (the Django component's also says where the app lives in its image)."""
     return COMPONENT_KEYS + WORKER_KEYS + (DJANGO_LAYOUT_KEYS if is_django else ())
+
+
+# --- unknown keys (issue 24) ----------------------------------------------------------------------------------
+# Every key of every mapping the inventory gives smart-deploy is one smart-deploy reads: a key it does not know was
+# accepted without a word (`volume:` for `volumes:` - no volume, no error); it is refused before anything changes, named
+# with the nearest known key. One helper, unknown_key_problems() (the same function smart_deploy_accessories' checks use);
+# a mapping variable whose keys are known is one line of KEYED_MAPPINGS. Mappings of free keys (environments, labels,
+# database_settings: PostgreSQL's settings, change_detection_rules: categories of the user's own) have no list to check.
+# --- mappings with known keys ---------------------------------------------------------------------------------
+def unknown_key_problems(where: str, mapping: dict, known: Iterable[str], what: str = "key") -> List[str]:
+    """One problem per key of ``mapping`` that is not in ``known``, naming it and the nearest known key:
+    "unknown key `max_memory` in smart_deploy_accessories.redis; did you mean `maxmemory`? (known: ...)"."""
+    known = sorted(known)
+    problems = []
+    for key in mapping:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        problems.append(
+            "unknown %s `%s` in %s%s (known: %s)"
+            % (what, key, where, "; did you mean `%s`?" % near[0] if near else "", ", ".join(known) or "none")
+        )
+    return problems
+
+
+# Keys of an entry of health_check_endpoints (roles/health_check/meta/argument_specs.yml, kept equal by a unit test) and of
+# build_wheelhouses (roles/build: `dockerfile` names the image a wheel is built in when a requirement has only a source
+# distribution).
+ENDPOINT_KEYS = ("name", "path", "status", "contains")
+WHEELHOUSE_KEYS = ("requirements", "dest", "component", "dockerfile")
+# The mapping variables whose keys are known: variable -> (shape, known keys). "entries": a list of mappings, each
+# entry named variable[i]; "keys": the variable's own keys. One line per variable (smart_deploy_accessories, whose keys
+# depend on each accessory's kind, calls unknown_key_problems() itself).
+KEYED_MAPPINGS = {
+    "smart_deploy_routes": ("entries", ROUTE_KEYS),
+    "health_check_endpoints": ("entries", ENDPOINT_KEYS),
+    "build_wheelhouses": ("entries", WHEELHOUSE_KEYS),
+}
+
+
+def keyed_mapping_problems(v: dict) -> List[str]:
+    """Unknown keys of the variables of KEYED_MAPPINGS (a value of the wrong shape is another check's problem)."""
+    problems = []
+    for name, (shape, known) in KEYED_MAPPINGS.items():
+        value = v.get(name)
+        if shape == "entries" and isinstance(value, list):
+            for index, entry in enumerate(value):
+                if isinstance(entry, dict):
+                    problems += unknown_key_problems("%s[%d]" % (name, index), entry, known)
+        elif shape == "keys" and isinstance(value, dict):
+            problems += unknown_key_problems(name, value, known)
+    return problems
+
+
+def component_key_problems(where: str, component: Any, spec: dict, django: Any) -> List[str]:
+    """Unknown keys of one entry of smart_deploy_components: every component's keys, the workers' (worker_problems says
+    when they need a `command`), and for the Django component where the app lives in its image - said so when another
+    component has one of those."""
+    if component == django or django is None:  # None: no such Django component (said once, by component_problems)
+        return unknown_key_problems(where, spec, known_component_keys(True))
+    layout = [key for key in spec if key in DJANGO_LAYOUT_KEYS]
+    problems = ["%s.%s: only the Django component's entry (smart_deploy_django_component: %s) says where the app lives in its "
+                "image; remove it here" % (where, key, django) for key in layout]  # fmt: skip
+    return problems + unknown_key_problems(where, {k: v for k, v in spec.items() if k not in layout}, known_component_keys(False))
+
+
+def trigger_problems(v: dict) -> List[str]:
+    """change_detection_component_triggers maps components to categories: each key must be a component."""
+    triggers, components = v.get("change_detection_component_triggers"), v.get("smart_deploy_components")
+    if not isinstance(triggers, dict) or not triggers or not isinstance(components, dict):
+        return []
+    return unknown_key_problems("change_detection_component_triggers", triggers, [str(c) for c in components], what="component")
+
+
+# The hooks (README "Hooks"): task files smart-deploy runs at fixed points, each set as a variable of its role ending in
+# _tasks_file (a unit test keeps this list equal to the roles' meta/argument_specs.yml). A variable that looks like one
+# but is not (`release_before_swtich_tasks_file`) names a file that would never run: refused, with the nearest hook.
+HOOK_VARIABLES = (
+    "build_before_tasks_file", "build_after_tasks_file", "migrate_before_tasks_file", "migrate_after_tasks_file",
+    "release_before_switch_tasks_file", "release_after_switch_tasks_file", "health_check_after_tasks_file",
+    "report_on_failure_tasks_file",
+)  # fmt: skip
+# smart-deploy's roles: a *_tasks_file variable named after one of them is meant as a hook
+ROLE_PREFIXES = ("smart_deploy_", "preflight_", "change_detection_", "build_", "app_tests_", "migration_validation_", "database_",
+                 "db_backup_", "migrate_", "release_", "proxy_", "health_check_", "report_", "rollback_", "cleanup_", "status_",
+                 "logs_", "dev_", "load_balancer_", "accessories_", "manage_")  # fmt: skip
+
+
+def hook_variable_problems(names: Iterable[Any]) -> List[str]:
+    """The variables (``names``: every variable of the play) that end in _tasks_file and are named after a role of
+    smart-deploy or close to one of its hooks, but are not a hook."""
+    problems = []
+    for name in sorted({str(name) for name in names}):
+        if not name.endswith("_tasks_file") or name in HOOK_VARIABLES:
+            continue
+        near = difflib.get_close_matches(name, HOOK_VARIABLES, n=1, cutoff=0.75)
+        if near or name.startswith(ROLE_PREFIXES):
+            hint = "; did you mean `%s`?" % near[0] if near else ""
+            problems.append("unknown hook variable `%s` (smart-deploy runs no such hook: the file would never run)%s (hooks: %s; "
+                            "README 'Hooks')" % (name, hint, ", ".join(HOOK_VARIABLES)))  # fmt: skip
+    return problems
+
+
+GROUPS["app"] = GROUPS["app"] + tuple(
+    name for name in (*KEYED_MAPPINGS, "change_detection_component_triggers") if name not in GROUPS["app"]
+)  # the mappings above: read by the app group's checks
 
 
 # "<name>:<absolute path in the container>[:ro|:rw]": Docker compose's short syntax, named volumes only
@@ -526,6 +632,7 @@ def component_problems(components: Any, source: Optional[str], source_is_dir, dj
             problems += django_layout_problems(where, spec)
         problems += worker_problems(where, component, spec, django)
         problems += runtime_problems(where, spec)
+        problems += component_key_problems(where, component, spec, django if isinstance(django, str) and django in components else None)
     return problems
 
 
@@ -667,6 +774,7 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
             problems.append("%s must be true or false, got %s" % (key, describe(v[key])))
     if "smart_deploy_accessories" in v:
         problems += accessory_problems(v["smart_deploy_accessories"], v.get("groups"))
+    problems += keyed_mapping_problems(v) + trigger_problems(v)
     return problems
 
 
@@ -772,23 +880,6 @@ def logs_problems(v: dict) -> List[str]:
     for name, since in _given(v, "logs", "since"):
         if since not in (None, "") and (not isinstance(since, str) or not SINCE_RE.match(since)):
             problems.append("%s must be a duration (10m, 2h, 1h30m), a unix time or a date (2026-11-30T10:00:00Z), got %r" % (name, since))
-    return problems
-
-
-# --- mappings with known keys ---------------------------------------------------------------------------------
-def unknown_key_problems(where: str, mapping: dict, known: Iterable[str], what: str = "key") -> List[str]:
-    """One problem per key of ``mapping`` that is not in ``known``, naming it and the nearest known key:
-    "unknown key `max_memory` in smart_deploy_accessories.redis; did you mean `maxmemory`? (known: ...)"."""
-    known = sorted(known)
-    problems = []
-    for key in mapping:
-        if key in known:
-            continue
-        near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-        problems.append(
-            "unknown %s `%s` in %s%s (known: %s)"
-            % (what, key, where, "; did you mean `%s`?" % near[0] if near else "", ", ".join(known) or "none")
-        )
     return problems
 
 

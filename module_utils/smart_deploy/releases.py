@@ -177,7 +177,8 @@ def rollback(doc: dict, release_id: str, now: datetime.datetime, fields: dict) -
     elif current is not None:
         current["status"] = "rolled-back"
         current["rolled_back_at"] = to_iso(now)
-    entry = {key: target[key] for key in ("sha", "subject", "images", "containers", "replicas", "services", "runtime") if key in target}
+    kept = ("sha", "subject", "images", "containers", "replicas", "services", "runtime", "database")
+    entry = {key: target[key] for key in kept if key in target}
     entry.update(fields)
     entry.update(id=release_id, kind="rollback", status="live", started_at=to_iso(now), finished_at=to_iso(now),
                  previous=doc.get("current"), attempt=1 + sum(1 for e in doc["releases"] if e.get("id") == release_id))  # fmt: skip

@@ -54,6 +54,8 @@ class ActionModule(ActionBase):
                     shown = "" if name in SECRETS else ": %s" % str(exc).splitlines()[0][:300]
                     problems.append("%s cannot be evaluated%s" % (name, shown))
         problems += rules.problems_of(values, groups)
+        if "app" in groups:  # a *_tasks_file variable that is no hook would name a file that never runs
+            problems += rules.hook_variable_problems(task_vars)
         result["changed"] = False
         if problems:
             result["failed"] = True

@@ -62,7 +62,7 @@ gantt = _load("gantt")  # the deploy as a picture
 redact = _load("redact")  # no row values in what is recorded
 
 ORDER = ("app", "host", "release", "live_before", "previous", "kind", "outcome", "failure")
-STEP_ORDER = ("changes", "build", "tests", "validation", "backup", "migrations", "switch", "health")
+STEP_ORDER = ("changes", "build", "tests", "validation", "backup", "migrations", "switch", "live database", "health")
 
 
 def validation_rows(validation):

@@ -60,6 +60,10 @@ def test_release_1_runs_on_the_external_server_as_a_role_without_superuser_right
     assert shop.http("/healthz")[0] == 200
     assert run(["docker", "inspect", "%s-db" % shop.name]).returncode != 0, "smart-deploy started no database container"
     assert server.psql("SELECT count(*) FROM django_migrations WHERE app = 'notes'", database=name) != "0", "migrated over the network"
+    # issue 24: the live containers reach the server as host.docker.internal, smart-deploy's client another way - the same
+    # server and database, as the server says it
+    database = shop.releases()["releases"][-1]["database"]
+    assert database["same_as_migrated"] and database["host"] == "host.docker.internal" and database["name"] == name, database
 
 
 def test_a_migration_applied_over_the_network_then_a_failure_restores_the_backup_into_a_fresh_database(external_shop, external_postgres):

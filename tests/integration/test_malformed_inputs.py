@@ -286,6 +286,32 @@ CASES = [
         extra=components_with_worker("w-odd", volumes=["my media!:/srv/media"]),
         stage=INPUTS,
     ),
+    # unknown keys (issue 24): refused naming the key and the nearest known one, never ignored
+    Case(
+        "component-key-misspelt",
+        "unknown key `volume` in smart_deploy_components.w-misspelt; did you mean `volumes`?",
+        extra=components_with_worker("w-misspelt", volume=["media:/srv/media"]),
+        stage=INPUTS,
+    ),
+    Case(
+        "route-key-misspelt",
+        "unknown key `componnet` in smart_deploy_routes[1]; did you mean `component`?",
+        extra={"smart_deploy_routes": [{"path": "/api/", "component": "backend"}, {"path": "/", "componnet": "frontend"}]},
+        stage=INPUTS,
+    ),
+    Case(
+        "endpoint-key-misspelt",
+        "unknown key `contain` in health_check_endpoints[0]; did you mean `contains`?",
+        extra={"health_check_endpoints": [{"name": "health", "path": "/api/health/", "contain": "ok"}]},
+        stage=INPUTS,
+    ),
+    Case(
+        "hook-variable-misspelt",
+        "unknown hook variable `release_before_swtich_tasks_file` (smart-deploy runs no such hook: the file would never run); did you "
+        "mean `release_before_switch_tasks_file`?",
+        extra={"release_before_swtich_tasks_file": "/srv/hooks/collectstatic.yml"},
+        stage=INPUTS,
+    ),
     Case("release-id-bad-characters", "smart_deploy_release must be letters, digits", extra={"smart_deploy_release": "../x"}, stage=INPUTS),
     Case("release-id-reused-for-other-code", "was already used here for other code", setup="reused_release"),
     Case(

@@ -35,12 +35,14 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 from ansible.module_utils.smart_deploy import django_driver as driver
 from ansible.module_utils.smart_deploy.scratch import driver_db_env
+from ansible.module_utils.smart_deploy.served_database import compare
 from ansible.module_utils.smart_deploy.strategy import DEFECT_CODE, decide
 
 from tests.conftest import ROOT
@@ -101,6 +103,8 @@ MIDDLEWARE = []
 ROOT_URLCONF = "matrixsite.urls"
 DATABASES = {"default": dj_database_url.config(conn_max_age=600)}
 REPLICA = env.db_url("REPLICA_DATABASE_URL")
+if os.environ.get("MATRIX_REPLICA_ALIAS"):  # a second alias (test_identify_...)
+    DATABASES["replica"] = REPLICA
 CACHES = {"default": env.cache_url("CACHE_URL", backend="django.core.cache.backends.redis.RedisCache")}
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -526,6 +530,65 @@ def test_a_failing_migration_is_the_apps_with_its_sqlstate_and_the_rest_counted(
     assert [r["code"] for r in verdict["abort_reasons"]] == ["rows-without-value"] and not verdict["defect"]
     assert "; 1 more migration was not reached: shelf.0005_after" in verdict["reasons"][0]
     assert "-e smart_deploy_accept=rows-without-value" in verdict["abort_message"]
+
+
+def identify(cell, env):
+    """``python - identify`` in the project folder, the driver's text on stdin - what django_database_check runs in the
+    release's container with docker exec; (result, output)."""
+    done = run([str(cell.python), "-", "identify", "--project-dir", str(cell.project)], cwd=cell.project, env=env,
+               input=cell.driver.read_text(), timeout=120)  # fmt: skip
+    output = done.stdout + done.stderr
+    assert driver.RESULT_MARK in done.stdout and done.returncode == 0, output[-4000:]
+    return json.loads(done.stdout.split(driver.RESULT_MARK, 1)[1].splitlines()[0]), output
+
+
+def test_identify_says_which_database_the_apps_own_settings_reach(cell):
+    """issue 24: the driver's identify, with the app's own settings (DATABASE_URL through dj-database-url, a second alias
+    through django-environ) and never the SMART_DEPLOY_DB_* override: every alias without its password, and the server's
+    own answer for the default one - the same as smart-deploy's own connection reads of that database, so compare() says
+    it is the database migrated; SQLite and a server that does not answer are named as such."""
+    prod = cell.database("served")
+    oid = cell.psql("SELECT oid FROM pg_database WHERE datname = '%s'" % prod)
+    # what smart-deploy's own connection (the server's superuser, psql) reads of the database it migrated
+    migrated = {"name": prod, "host": "127.0.0.1", "port": cell.port, "identity": json.loads(cell.psql(driver.IDENTITY_SQL, prod))}
+    migrated["identity"]["system_identifier"] = cell.psql(driver.SYSTEM_ID_SQL)
+    url = "postgres://%s:%s@127.0.0.1:%d/%s" % (ROLE, urllib.parse.quote(ROLE_PASSWORD, safe=""), cell.port, prod)
+    replica = "postgresql://reader:canary-replica-pw@replica.invalid:5433/reporting"
+    # an override pointing elsewhere is in the environment: identify must not apply it (the app serves without it)
+    env = dict(cell.base, **SECRETS, **driver_db_env("127.0.0.1", cell.port, "postgres", ROLE, "override-pw"))
+    env.update(DATABASE_URL=url, REPLICA_DATABASE_URL=replica, MATRIX_REPLICA_ALIAS="1")
+    result, output = identify(cell, env)
+    assert ROLE_PASSWORD not in output and urllib.parse.quote(ROLE_PASSWORD, safe="") not in output and "canary-replica-pw" not in output
+    default = result["databases"]["default"]
+    assert (default["vendor"], default["host"], default["port"], default["name"], default["user"]) == (
+        "PostgreSQL", "127.0.0.1", str(cell.port), prod, ROLE), result  # fmt: skip
+    assert result["databases"]["replica"]["host"] == "replica.invalid" and result["databases"]["replica"]["name"] == "reporting"
+    assert result["identity"]["database"] == prod and result["identity"]["oid"] == oid and result["identity"]["user"] == ROLE
+    assert result["identity"]["system_identifier"] == migrated["identity"]["system_identifier"]
+    verdict = compare(migrated, result, "matrix")
+    assert verdict.same and verdict.database["others"]["replica"]["name"] == "reporting", verdict
+    assert "other aliases: replica the PostgreSQL database reporting on replica.invalid:5433 as reader" in verdict.database["summary"]
+
+    # the same settings falling back to SQLite (DATABASE_URL pointing at a file): named as such, no connection tried
+    result, _output = identify(cell, dict(env, DATABASE_URL="sqlite:///%s/db.sqlite3" % cell.tmp))
+    assert result["databases"]["default"]["vendor"] == "SQLite" and "identity" not in result, result
+    verdict = compare(migrated, result, "matrix")
+    assert not verdict.same and "the release's settings use SQLite (%s/db.sqlite3), not the PostgreSQL database %s on 127.0.0.1:%d " \
+        "that smart-deploy migrated" % (cell.tmp, prod, cell.port) in verdict.message, verdict.message  # fmt: skip
+
+    # a server that does not answer: what was tried, and why it failed
+    closed = free_port()
+    result, output = identify(cell, dict(env, DATABASE_URL=url.replace(":%d/" % cell.port, ":%d/" % closed)))
+    assert "connection" in result["connect_error"].lower() and ROLE_PASSWORD not in output, result
+    verdict = compare(migrated, result, "matrix")
+    assert "cannot reach the database their settings name, the PostgreSQL database %s on 127.0.0.1:%d as %s" % (prod, closed, ROLE) \
+        in verdict.message, verdict.message  # fmt: skip
+
+    # another database of the same server: the server's own answer tells them apart
+    other = cell.database("other")
+    result, _output = identify(cell, dict(env, DATABASE_URL=url.replace("/" + prod, "/" + other)))
+    verdict = compare(migrated, result, "matrix")
+    assert not verdict.same and "which is another database on the same server (%s, oid" % other in verdict.message, verdict.message
 
 
 @pytest.mark.parametrize("cell", [cell for cell in CELLS if cell[1] == "psycopg3"], indirect=True,

@@ -297,11 +297,15 @@ def test_the_django_components_image_layout_is_checked(change, named):
     assert len(problems) == 1 and named in problems[0], problems
 
 
-def test_an_empty_requirements_means_no_wheelhouse_and_other_components_keep_their_keys_unchecked():
+def test_an_empty_requirements_means_no_wheelhouse_and_the_image_layout_is_the_django_components_only():
     backend = dict(NOTES_APP["smart_deploy_components"]["backend"], requirements="")
     assert app_problems(dict(NOTES_APP, smart_deploy_components={"backend": backend})) == []
-    frontend = dict(COMPONENTS["frontend"], python="not checked here", dev_mounts={"public": "/usr/share/nginx/html"})
+    frontend = dict(COMPONENTS["frontend"], dev_mounts={"public": "/usr/share/nginx/html"})
     assert app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, frontend=frontend))) == []
+    # issue 24: a key of the Django component's image layout on another component is read nowhere: said so
+    problems = app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, frontend=dict(frontend, python="python3"))))
+    assert problems == ["smart_deploy_components.frontend.python: only the Django component's entry (smart_deploy_django_component: "
+                        "backend) says where the app lives in its image; remove it here"], problems  # fmt: skip
 
 
 def test_an_apps_own_proxy_component_points_to_the_readme():
@@ -335,3 +339,112 @@ def test_an_external_server_on_another_port_is_fine():
     external = dict(GOOD, smart_deploy_db_mode="external", smart_deploy_db_host="host.docker.internal", smart_deploy_db_port=6432,
                     smart_deploy_db_sslmode="require")  # fmt: skip
     assert app_problems(external) == []
+
+
+# --- unknown keys (issue 24): every key of every mapping the inventory gives smart-deploy is a known one -----------------
+def test_a_misspelt_component_key_is_refused_naming_it_and_the_nearest_known_key():
+    web = dict(COMPONENTS["backend"], volume=["media:/srv/media"])
+    problems = app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, backend=web)))
+    assert len(problems) == 1 and problems[0].startswith(
+        "unknown key `volume` in smart_deploy_components.backend; did you mean `volumes`? (known: app_env, command, container, context,"
+    ), problems  # fmt: skip
+    # a worker's keys, and a key nothing resembles: the known ones listed
+    worker = {"command": ["python", "manage.py", "rqworker"], "replica": 2, "image": "redis"}
+    problems = app_problems(dict(GOOD, smart_deploy_components=dict(COMPONENTS, worker=worker)))
+    assert problems[0] == ("unknown key `replica` in smart_deploy_components.worker; did you mean `replicas`? (known: app_env, command, "
+                           "container, context, dev_mounts, dockerfile, health_command, health_path, port, replicas, settle, singleton, "
+                           "stop_signal, stop_timeout, volumes)"), problems  # fmt: skip
+    assert problems[1].startswith("unknown key `image` in smart_deploy_components.worker (known: app_env,"), problems
+    assert len(problems) == 2
+
+
+def test_the_django_components_layout_keys_are_known_there_only():
+    backend = dict(NOTES_APP["smart_deploy_components"]["backend"], settings_modul="notesite.settings")
+    problems = app_problems(dict(NOTES_APP, smart_deploy_components={"backend": backend}))
+    assert problems == [problems[0]] and problems[0].startswith(
+        "unknown key `settings_modul` in smart_deploy_components.backend; did you mean `settings_module`?"), problems  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"smart_deploy_routes": [{"path": "/", "component": "backend", "componnet": "frontend"}]},
+         "unknown key `componnet` in smart_deploy_routes[0]; did you mean `component`? (known: component, path)"),
+        ({"health_check_endpoints": [{"name": "health", "path": "/api/health/", "contain": "ok"}]},
+         "unknown key `contain` in health_check_endpoints[0]; did you mean `contains`? (known: contains, name, path, status)"),
+        ({"build_wheelhouses": [{"requirements": "backend/requirements.txt", "dest": "backend/wheels", "component": "backend",
+                                 "pip_args": []}]},
+         "unknown key `pip_args` in build_wheelhouses[0] (known: component, dest, dockerfile, requirements)"),
+        ({"change_detection_component_triggers": {"fronted": ["frontend"]}},
+         "unknown component `fronted` in change_detection_component_triggers; did you mean `frontend`? (known: backend, frontend)"),
+    ],
+)  # fmt: skip
+def test_unknown_keys_of_routes_endpoints_wheelhouses_and_triggers_are_refused(change, problem):
+    assert problem in app_problems(dict(GOOD, **change))
+
+
+def test_every_problem_of_a_run_is_said_at_once():
+    web = dict(COMPONENTS["backend"], volume=["media:/srv/media"])
+    values = dict(GOOD, smart_deploy_components=dict(COMPONENTS, backend=web), smart_deploy_http_port="80a",
+                  smart_deploy_routes=[{"path": "/", "componet": "backend"}])  # fmt: skip
+    problems = app_problems(values)
+    assert [p.split(" ", 3)[:3] for p in problems if p.startswith("unknown")] == [
+        ["unknown", "key", "`volume`"],
+        ["unknown", "key", "`componet`"],
+    ]
+    assert any(p.startswith("smart_deploy_http_port must be a port number") for p in problems), problems
+
+
+def test_a_misspelt_hook_variable_is_refused_with_the_nearest_hook():
+    from ansible.module_utils.smart_deploy.inputs import hook_variable_problems
+
+    names = ["release_before_swtich_tasks_file", "relase_after_switch_tasks_file", "build_before_tasks_file", "mysite_tasks_file",
+             "proxy_reload_tasks_file", "smart_deploy_app_name"]  # fmt: skip
+    problems = hook_variable_problems(names)
+    assert [p.split("`")[1] for p in problems] == ["proxy_reload_tasks_file", "relase_after_switch_tasks_file",
+                                                   "release_before_swtich_tasks_file"]  # fmt: skip
+    assert problems[2].startswith(
+        "unknown hook variable `release_before_swtich_tasks_file` (smart-deploy runs no such hook: the file "
+        "would never run); did you mean `release_before_switch_tasks_file`? (hooks: build_before_tasks_file,"
+    )
+    assert "did you mean" not in problems[0] and "(hooks: build_before_tasks_file" in problems[0]  # fmt: skip
+
+
+def test_the_known_keys_are_those_the_roles_read():
+    """The hooks are the roles' *_tasks_file options, checked at the start of a deploy (roles/smart_deploy/tasks/hooks.yml);
+    an endpoint's keys are the health_check role's suboptions."""
+    import yaml
+    from ansible.module_utils.smart_deploy import inputs
+
+    specs = {path.parts[-3]: yaml.safe_load(path.read_text())["argument_specs"]["main"]["options"]
+             for path in (ROOT / "roles").glob("*/meta/argument_specs.yml")}  # fmt: skip
+    hooks = sorted(name for options in specs.values() for name in options if name.endswith("_tasks_file"))
+    assert sorted(inputs.HOOK_VARIABLES) == hooks
+    checked = yaml.safe_load((ROOT / "roles" / "smart_deploy" / "tasks" / "hooks.yml").read_text())[0]["vars"]["__deploy_hooks"]
+    assert sorted(checked) == hooks
+    assert set(hooks) <= {name for name in hooks if name.startswith(inputs.ROLE_PREFIXES)}
+    assert sorted(inputs.ENDPOINT_KEYS) == sorted(specs["health_check"]["health_check_endpoints"]["options"])
+    assert all(name + "_" in inputs.ROLE_PREFIXES for name in specs if name != "smart_deploy"), sorted(specs)
+
+
+def test_the_inventories_and_scenarios_use_known_keys_only():
+    import yaml
+    from ansible.module_utils.smart_deploy.inputs import component_key_problems, keyed_mapping_problems
+
+    files = [*(ROOT / "inventories").glob("*/group_vars/*/*.yml"), *(ROOT / "molecule").glob("*/molecule.yml")]
+    seen = 0
+    for path in files:
+        found = [yaml.safe_load(path.read_text()) or {}]
+        while found:  # the variables may sit deep in a molecule scenario
+            value = found.pop()
+            if isinstance(value, dict):
+                components = value.get("smart_deploy_components")
+                if isinstance(components, dict):
+                    seen += 1
+                    for name, spec in components.items():
+                        assert component_key_problems("%s: %s" % (path.name, name), name, spec, "backend") == []
+                    assert keyed_mapping_problems(value) == [], path
+                found += list(value.values())
+            elif isinstance(value, list):
+                found += value
+    assert seen >= 4

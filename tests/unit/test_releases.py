@@ -119,6 +119,18 @@ def test_rolled_back_and_failed_releases_are_never_the_default_target():
     assert releases.previous_good(doc)["id"] == "r1"
 
 
+def test_a_rollback_entry_keeps_the_database_its_target_read_unless_it_was_asked_again():
+    """issue 24: which database a release reads is recorded with it; a rollback entry says it too (the check's answer when
+    its Django container started, else what the target recorded when it went live)."""
+    doc = releases.empty_state("shop")
+    for minutes, release_id in ((0, "r1"), (10, "r2")):
+        doc = releases.start(doc, release_id, at(minutes), {})
+        doc = releases.finish(doc, release_id, at(minutes + 1), {"database": {"name": "shop", "server": {"oid": "1"}}})
+    assert releases.rollback(doc, "r1", at(30), {})["releases"][-1]["database"] == {"name": "shop", "server": {"oid": "1"}}
+    asked = {"name": "shop", "server": {"oid": "2"}}
+    assert releases.rollback(doc, "r1", at(30), {"database": asked})["releases"][-1]["database"] == asked
+
+
 def test_rollback_to_an_unknown_or_live_release_is_refused():
     with pytest.raises(releases.ReleaseStateError):
         releases.rollback(deployed("r1"), "nope", at(5), {})
