@@ -102,7 +102,7 @@ def release_whose_backend_cannot_start(shop):
     releases.break_backend_start_command(shop)
     # the gate's own words depend on when it looks ("keeps exiting" while Docker restarts it, "exited and was
     # restarted" once it runs again): assert_the_gate_failed_fast_with_the_logs checks them, this the step
-    return [], "Wait until each new container runs and answers its health path: Container"
+    return [], GATE_TASK + " (a worker - its health command, or runs for its settle time): Container"
 
 
 def release_failing_its_health_check(shop):
