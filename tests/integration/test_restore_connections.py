@@ -164,6 +164,20 @@ class Traffic:
         print("requests during the run: %d, %d of them the maintenance page, none failed" % (len(self.answers), self.maintenance_pages()))
 
 
+def print_the_restore_window(notes, label: str) -> None:
+    """The run's steps from the maintenance page up to down, the slowest first (README figures: pytest -s)."""
+    steps = notes.run_log()["steps"]
+    up = [i for i, step in enumerate(steps) if step["task"].startswith("Put up the maintenance page")]
+    down = [i for i, step in enumerate(steps) if step["task"].startswith("Take the maintenance page down") and step["status"] != "skipped"]
+    if up and down:
+        window = steps[up[0] : down[-1] + 1]
+        slow = sorted(window, key=lambda step: -step["seconds"])[:8]
+        print(
+            "%s - the restore window, %d tasks: %s"
+            % (label, len(window), "; ".join("%s %.1f s" % (s["task"][:70], s["seconds"]) for s in slow))
+        )
+
+
 def web_logs(notes) -> str:
     """The app's containers and the last log lines of each Django one: what a failure shows."""
     listed = run(["docker", "ps", "-a", "--filter", "label=smart-deploy.app=%s" % notes.name, "--format", "{{.Names}} {{.Status}}"])
@@ -261,6 +275,7 @@ def test_rollback_with_its_database_leaves_no_worker_on_a_dead_connection(steps)
     said = notes.summary()["steps"]["maintenance"]
     assert "users got the maintenance page while the database was restored" in said, notes.summary()
     print("rollback --restore-db, maintenance: %s" % said)
+    print_the_restore_window(notes, "rollback --restore-db")
     steps.release_2 = release_2
 
 
@@ -282,6 +297,7 @@ def test_an_automatic_rollback_that_restores_leaves_no_worker_on_a_dead_connecti
     assert failed["rollback"]["database"].startswith("restored from"), failed["rollback"]
     assert "users got the maintenance page" in failed["rollback"]["maintenance"], failed["rollback"]
     print("automatic rollback, maintenance: %s" % failed["rollback"]["maintenance"])
+    print_the_restore_window(notes, "automatic rollback")
     assert notes.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'notes_note' AND column_name = 'pinned'") == "0"
     seen = assert_every_worker_answers(notes)
     print("after the automatic rollback, answers per gunicorn worker: %s" % seen)
