@@ -17,7 +17,9 @@ description:
   - Never follows a redirect - the container is asked directly, and an app that sends HTTP to HTTPS
     (C(SECURE_SSL_REDIRECT)) answers C(301) to C(https://...) at once, and the same at the timeout. A
     redirect fails the gate at once, saying where it pointed. O(headers) are sent with every request
-    (C(X-Forwarded-Proto), as smart-deploy's proxy sends it).
+    (C(X-Forwarded-Proto), as smart-deploy's proxy sends it; C(Host), the name the app serves).
+  - A C(400) fails the gate at once too - Django answers it to a C(Host) header that is not in C(ALLOWED_HOSTS)
+    (the container's address, without a C(Host) in O(headers)), which waiting does not change; the message says so.
   - Fails as soon as a container exited or is dead, is being restarted by its restart policy, was restarted
     since the gate started, or is C(unhealthy) according to its image's C(HEALTHCHECK) - a container that
     cannot start fails the gate within a poll or two instead of after O(wait_timeout). Fails too when
@@ -76,7 +78,8 @@ options:
   headers:
     description:
       - Headers of every request to a health URL, such as C(X-Forwarded-Proto - https) for an app that redirects plain
-        HTTP (Django's C(SECURE_SSL_REDIRECT) behind C(SECURE_PROXY_SSL_HEADER)) when the proxy in front terminates HTTPS.
+        HTTP (Django's C(SECURE_SSL_REDIRECT) behind C(SECURE_PROXY_SSL_HEADER)) when the proxy in front terminates HTTPS,
+        or C(Host - app.example.com) for an app whose C(ALLOWED_HOSTS) holds only its own names.
     type: dict
     default: {}
   http_timeout:
@@ -121,6 +124,7 @@ EXAMPLES = r"""
         command: [celery, -A, shop, inspect, ping, -d, "celery@$HOSTNAME"]
     headers:
       X-Forwarded-Proto: https
+      Host: app.example.com
     wait_timeout: 60
     interval: 0.5
     mask_values: "{{ smart_deploy_secret_values }}"
@@ -151,7 +155,8 @@ containers:
       type: float
     answer:
       description: >-
-        What its health URL answered last (C(HTTP 200), C(HTTP 503), C(connection refused), C(answered 301 to https://...)),
+        What its health URL answered last (C(HTTP 200), C(HTTP 503), C(connection refused), C(answered 301 to https://...),
+        C(answered 400 (Bad Request) to Host: ...)),
         or what its health command did (C(health command exited 1)).
       type: str
   sample:
@@ -198,8 +203,8 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 
 
 def probe(url, seconds, headers=None):
-    """(answered 200, what it answered, final) for a GET of ``url`` within ``seconds``; final: a redirect, which
-    will not change by waiting. Nothing of the body is kept."""
+    """(answered 200, what it answered, final) for a GET of ``url`` within ``seconds``; final: a redirect or a 400
+    (Django's answer to a Host header it does not allow), which will not change by waiting. Nothing of the body is kept."""
     try:
         with _OPENER.open(urllib.request.Request(url, method="GET", headers=dict(headers or {})), timeout=seconds) as response:
             return response.status == 200, "HTTP %d" % response.status, False
@@ -208,6 +213,8 @@ def probe(url, seconds, headers=None):
         exc.close()
         if 300 <= exc.code < 400:
             return False, redirect_words(exc.code, location, url), True
+        if exc.code == 400:
+            return False, bad_request_words(url, headers), True
         return False, "HTTP %d" % exc.code
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -238,6 +245,22 @@ def redirect_words(code, location, url):
             "the health path with SECURE_REDIRECT_EXEMPT)"
         )
     return words
+
+
+def bad_request_words(url, headers=None):
+    """What a 400 of the health URL says: with Django, the Host header is not in ALLOWED_HOSTS - it will not change by waiting."""
+    given = {str(k).lower(): v for k, v in (headers or {}).items()}.get("host")
+    if given:
+        return (
+            "answered 400 (Bad Request) to Host: %s: Django refuses a Host header that is not in ALLOWED_HOSTS (DisallowedHost) - "
+            "is %s in the app's ALLOWED_HOSTS? The gate and the endpoint checks send smart_deploy_server_name as the Host header"
+            % (given, given)
+        )
+    return (
+        "answered 400 (Bad Request) to Host: %s: Django refuses the Host header when it is not in ALLOWED_HOSTS (DisallowedHost) - "
+        "set smart_deploy_server_name to a name in the app's ALLOWED_HOSTS (the gate and the endpoint checks send it as the Host "
+        "header)" % urlsplit(url).netloc
+    )
 
 
 class Engine:

@@ -21,6 +21,8 @@ description:
     O(fields) before they are stored (Key (name)=(…) is duplicated); counts, names and SQLSTATEs stay.
   - V(event) appends O(fields) to the history's C(events) (what people did between deploys - a one-off management
     command, maintenance mode on or off), with the time and the live release; the newest 100 are kept. No O(release) needed.
+  - V(serving) replaces the C(containers) and C(replicas) (O(fields)) of the live entry of O(release), which must be the live
+    release - it serves from fresh containers started after its database was restored, with no deploy of it.
   - V(read) returns the history, the live release and the previous good one, and changes nothing.
 options:
   path:
@@ -34,7 +36,7 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [read, start, update, finish, fail, rollback, event]
+    choices: [read, start, update, finish, fail, rollback, serving, event]
     default: read
   release:
     description: Release id the action is about. Required unless O(action=read).
@@ -131,14 +133,14 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             app=dict(type="str", required=True),
-            action=dict(type="str", choices=["read", "start", "update", "finish", "fail", "rollback", "event"], default="read"),
+            action=dict(type="str", choices=["read", "start", "update", "finish", "fail", "rollback", "serving", "event"], default="read"),
             release=dict(type="str"),
             fields=dict(type="dict", default={}),
             reason=dict(type="str"),
             backup_of=dict(type="str"),
             history_limit=dict(type="int", default=200),
         ),
-        required_if=[("action", action, ["release"]) for action in ("start", "update", "finish", "fail", "rollback")],
+        required_if=[("action", action, ["release"]) for action in ("start", "update", "finish", "fail", "rollback", "serving")],
         supports_check_mode=True,
     )
     params = dict(module.params)
@@ -162,6 +164,8 @@ def main():
             after = releases.finish(before, release_id, now, params["fields"])
         elif action == "rollback":
             after = releases.rollback(before, release_id, now, params["fields"])
+        elif action == "serving":
+            after = releases.serving(before, release_id, now, params["fields"])
         elif action == "event":
             after = releases.record_event(before, params["fields"], now)
         else:

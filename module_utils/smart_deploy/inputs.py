@@ -90,7 +90,7 @@ RENAMED = {
 }
 BOOLEANS = (
     "smart_deploy_emergency", "smart_deploy_app_tests", "db_backup_always", "build_force", "change_detection_enabled",
-    "smart_deploy_allow_breaking", "smart_deploy_rolling", "release_database_check",
+    "smart_deploy_allow_breaking", "smart_deploy_rolling", "release_database_check", "rollback_restore_maintenance",
 )  # fmt: skip
 
 # The short names ./deploy passes (-e release=ID) and the role variables they default to, which AWX surveys
@@ -124,7 +124,7 @@ GROUPS = {
         "smart_deploy_db_mode", "smart_deploy_db_host", "smart_deploy_db_port", "smart_deploy_db_sslmode", "smart_deploy_db_client_image",
         "smart_deploy_app_env", "smart_deploy_app_secret_env", "health_check_endpoints", "smart_deploy_routes",
         "smart_deploy_accept", "smart_deploy_accessories", "groups",
-        "release_health_forwarded_proto",
+        "release_health_forwarded_proto", "smart_deploy_server_name",
     ) + tuple(NUMBERS) + tuple(FRACTIONS) + tuple(RENAMED) + BOOLEANS,
     "secrets": ("smart_deploy_db_password", "smart_deploy_django_secret_key"),
     "tls": TLS_VARIABLES,
@@ -553,6 +553,21 @@ def forwarded_proto_problems(v: dict) -> List[str]:
     return []
 
 
+# A host name as a Host header carries it (app.example.com, localhost, 192.0.2.7): labels of letters, digits and '-'
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+SERVER_NAME_RE = re.compile(r"^(?=.{1,253}$)%s(?:\.%s)*$" % (_LABEL, _LABEL))
+
+
+def server_name_problems(v: dict) -> List[str]:
+    """The host name the app serves (smart_deploy_server_name), sent as the Host header of smart-deploy's own requests."""
+    value = v.get("smart_deploy_server_name", "")
+    if value in ("", None) or (isinstance(value, str) and SERVER_NAME_RE.match(value)):
+        return []
+    return ["smart_deploy_server_name (the Host header of the health gate and the endpoint checks) must be a host name in the "
+            "app's ALLOWED_HOSTS, such as app.example.com - no scheme, no port, no path, no wildcard - or empty, got %s"
+            % describe(value)]  # fmt: skip
+
+
 def reserved_env_problems(v: dict) -> List[str]:
     """Names smart-deploy sets itself in every container of a release (APP_RELEASE: the release of its image)."""
     problems = []
@@ -745,6 +760,7 @@ def app_problems(v: dict, source_is_dir=os.path.isdir) -> List[str]:
     problems += env_problems("smart_deploy_app_secret_env", v.get("smart_deploy_app_secret_env"), secret=True)
     problems += reserved_env_problems(v)
     problems += forwarded_proto_problems(v)
+    problems += server_name_problems(v)
     if "smart_deploy_accept" in v:
         problems += accept_problems(v["smart_deploy_accept"])
     endpoints = v.get("health_check_endpoints")

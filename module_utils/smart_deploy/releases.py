@@ -187,6 +187,19 @@ def rollback(doc: dict, release_id: str, now: datetime.datetime, fields: dict) -
     return doc
 
 
+def serving(doc: dict, release_id: str, now: datetime.datetime, fields: dict) -> dict:
+    """The live release ``release_id`` serves from other containers than it recorded, without a deploy of it: fresh
+    ones started after its database was restored (an automatic rollback, a fleet's put-back). ``fields`` (its
+    ``containers`` and ``replicas``) replace what its live entry says, so that status and manage find them."""
+    doc = copy.deepcopy(doc)
+    current = current_entry(doc)
+    if current is None or current.get("id") != release_id:
+        raise ReleaseStateError("release %s is not the live release (%s is)" % (release_id, doc.get("current") or "none"))
+    current.update(fields)
+    current["containers_since"] = to_iso(now)
+    return doc
+
+
 def trim(doc: dict, limit: int) -> dict:
     """Keep the newest ``limit`` entries, and always the live one."""
     if limit <= 0 or len(doc["releases"]) <= limit:

@@ -3,7 +3,8 @@ host). One fleet and one deployment for the module, in order: the database host 
 changes), SSH dropped to the second app host mid-roll (the first is put back, the third never reached, the database
 kept: its migration is backward compatible), a migration the old code cannot live with refused before anything
 changes, then allowed - and the second host of three failing its health gate: the first put back, and the database
-put back too (not backward compatible)."""
+put back too (not backward compatible: the backup restored behind every host's maintenance page, then every host on
+fresh containers)."""
 
 from __future__ import annotations
 
@@ -174,4 +175,11 @@ def test_the_second_host_of_three_failing_puts_the_first_and_the_database_back(f
     assert {h: s["status"] for h, s in fleet_shop.lb_state().items()} == {h: "UP" for h in fleet_shop.hosts}
     summary = fleet_shop.summary()
     assert summary["fleet"]["app3"] == "not reached" and summary["fleet"]["app1"].startswith("put back"), summary
+    # undoing the dropped column would lose data: the backup was restored, behind every host's maintenance page, and then
+    # every host served from fresh containers, connected to the restored database (recorded on its live release)
+    assert summary["database_after_roll"].startswith("restored from"), summary
+    for host, history in histories(fleet_shop).items():
+        live = [e for e in history["releases"] if e["status"] == "live"][-1]
+        assert live.get("containers_since") and fleet_shop.container_state(live["containers"]["backend"]) == "running", (host, live)
+        assert [e["state"] for e in history.get("events", []) if e["kind"] == "maintenance"][-2:] == ["on", "off"], (host, history)
     assert not (fleet_shop.host_state_dir("app1") / "deploy.lock").exists()

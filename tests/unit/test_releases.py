@@ -138,6 +138,22 @@ def test_rollback_to_an_unknown_or_live_release_is_refused():
         releases.rollback(deployed("r1", "r2"), "r2", at(5), {})
 
 
+def test_fresh_containers_of_the_live_release_replace_what_it_recorded():
+    """After a restore the live release serves from fresh containers (another name): its entry says which, and nothing
+    else of the history changes - the attempt under way stays as it was, for the rescue to record it failed."""
+    doc = deployed("r1")
+    doc["releases"][0]["containers"] = {"web": "app-web-r1-aaaa"}
+    doc = releases.start(doc, "r2", at(20), {})
+    fresh = {"containers": {"web": "app-web-r1-bbbb"}, "replicas": {"web": ["app-web-r1-bbbb"]}}
+    after = releases.serving(doc, "r1", at(25), fresh)
+    assert releases.current_entry(after)["containers"] == {"web": "app-web-r1-bbbb"}
+    assert releases.current_entry(after)["replicas"] == {"web": ["app-web-r1-bbbb"]}
+    assert releases.current_entry(after)["containers_since"] == "2026-11-29T12:25:00Z"
+    assert [(e["id"], e["status"]) for e in after["releases"]] == [(e["id"], e["status"]) for e in doc["releases"]]
+    with pytest.raises(releases.ReleaseStateError, match="not the live release"):
+        releases.serving(doc, "r2", at(25), fresh)
+
+
 def test_the_backup_of_a_release_is_the_one_taken_when_it_was_replaced():
     doc = deployed("r1")
     doc = releases.start(doc, "r2", at(20), {})
