@@ -71,7 +71,7 @@ LONGEST_FIRST = (
     "integration/test_malformed_inputs.py",  # (about 400)
     "integration/test_least_privilege.py",  # (about 350: an upgrade from the previous version, two deploys)
     "integration/test_workers_and_volumes.py",  # (about 300: a deployment with workers and a volume, 4 deploys, a rollback)
-    "integration/test_redis_tls_manage.py",  # (about 320 on a busy machine: two deploys of the notes sample, manage, maintenance)
+    "integration/test_gazette.py",  # (about 500: the trait app's first deploy with its tests, an upgrade, a rollback with its database)
     "integration/test_proxy_tls.py",  # (about 250 on a busy machine: the proxy role alone, ten runs, a rotation under load)
     "integration/test_same_database.py",  # (about 330-400: a deployment of the notes sample, 4 deploys and a rollback, 2 refused)
     "molecule/test_cleanup.py",  # (254)

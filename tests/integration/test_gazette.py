@@ -222,6 +222,23 @@ def test_a_management_command_runs_in_the_live_release_and_its_exit_code_is_pass
     assert duplicate.returncode != 0 and "one_open_story_per_title" in duplicate.stderr
 
 
+def test_a_management_command_waits_for_no_deploy_but_is_refused_while_one_holds_the_lock(gazette):
+    lock = gazette.state_dir / "deploy.lock"
+    holder = {"lock_id": "x", "owner": "someone", "host": "elsewhere", "pid": 1, "machine_id": "m", "boot_id": "b", "pid_ns": "p",
+              "started": "2026-01-01T00:00:00Z", "release": "r", "expires": "2999-01-01T00:00:00Z", "operation": "deploy"}  # fmt: skip
+    lock.write_text(json.dumps(holder))
+    try:
+        result, code = gazette.manage("add_story", "never written")
+        assert_failed(result)
+        assert code is None and "someone" in result.stdout
+        read_only, code = gazette.manage("showmigrations", "newsroom", manage_lock=False)
+        assert_ok(read_only)
+        assert code == 0 and "0001_initial" in read_only.stdout
+    finally:
+        lock.unlink()
+    assert "never written" not in [story["title"] for story in gazette.get_json("/stories/")["stories"]]
+
+
 def test_an_upgrade_across_the_partial_index_deploys_during_maintenance_with_a_new_certificate(gazette):
     assert_ok(gazette.playbook("maintenance", "-e", json.dumps({"maintenance": "on", "message": "Printing the late edition"})))
     gazette.write("src/newsroom/migrations/0002_story_summary.py", MIGRATION_0002)
