@@ -15,7 +15,7 @@ ALLOWED_HOSTS = os.environ.get("GAZETTE_ALLOWED_HOSTS", "localhost").split(",")
 RELEASE = os.environ.get("APP_RELEASE", "unknown")
 
 # Raises when DATABASE_URL is not a URL a database engine can be read from (dj-database-url's own checks).
-DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True)}
+DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=600)}
 
 CELERY_BROKER_URL = os.environ["REDIS_URL"]
 CELERY_TASK_IGNORE_RESULT = True
