@@ -272,7 +272,8 @@ def test_a_rollback_with_the_database_serves_every_request_on_fresh_connections(
     assert gazette.get_json("/whoami/")["release"] == gazette.r1
     columns = "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'newsroom_story'"
     assert gazette.psql(columns) == "created,id,status,title"
-    # CONN_MAX_AGE=600 (no health checks of its connections, as bakerydemo): no worker of the web answers from a connection to the database the restore replaced
+    # CONN_MAX_AGE=600 without health checks of its connections (as bakerydemo): no worker of the web answers from a
+    # connection to the database the restore replaced
     statuses = [gazette.https("/stories/").status for _ in range(12)]
     assert statuses == [200] * 12, statuses
     gazette.pings_done_by(gazette.r1)  # the previous release's worker, on the restored database
