@@ -57,6 +57,8 @@ class Deployment:
     (``EXAMPLE``, its Django source under ``SRC``) through its own inventory (tests/integration/notes.py)."""
 
     EXAMPLE = "shop"
+    # the folder the sample is copied from: examples/<EXAMPLE> (a trait app of the tests: tests/apps/<EXAMPLE>)
+    EXAMPLES = ROOT / "examples"
     SRC = "backend/src"
     PREFIX = "sdt"
     COPY_IGNORE = ("__pycache__",)
@@ -73,7 +75,7 @@ class Deployment:
         self.db_password = "Canary/pw@%s:%s" % (token, secrets.token_hex(4))
         self.secret_key = "CanarySK-%s-%s" % (token, secrets.token_hex(16))
         self.app_secret = "CanaryAS-%s" % token
-        shutil.copytree(ROOT / "examples" / self.EXAMPLE, self.source, ignore=shutil.ignore_patterns(*self.COPY_IGNORE))
+        shutil.copytree(self.EXAMPLES / self.EXAMPLE, self.source, ignore=shutil.ignore_patterns(*self.COPY_IGNORE))
         self.git("init", "-q")
         self.external_db = None
         self.vars_file = workdir / "vars.json"

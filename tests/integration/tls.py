@@ -109,7 +109,7 @@ class Answer:
 
 
 def request(port: int, path: str = "/", https: bool = False, ca: LocalCA | None = None, headers: dict | None = None,
-            method: str = "GET", timeout: float = 10, host: str = "127.0.0.1") -> Answer:  # fmt: skip
+            method: str = "GET", timeout: float = 10, host: str = "127.0.0.1", body: bytes | None = None) -> Answer:  # fmt: skip
     """One request to the proxy on the loopback, on a new connection; over HTTPS verified against ``ca``. Redirects are not
     followed (the answer is what the proxy said)."""
     if https:
@@ -117,7 +117,7 @@ def request(port: int, path: str = "/", https: bool = False, ca: LocalCA | None 
     else:
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request(method, path, headers=headers or {})
+        connection.request(method, path, body=body, headers=headers or {})
         # the certificate now: the socket is gone once an answer with "Connection: close" was read
         serial = x509.load_der_x509_certificate(connection.sock.getpeercert(binary_form=True)).serial_number if https else None
         response = connection.getresponse()
