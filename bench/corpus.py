@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""The compatibility corpus: real open-source Django projects, deployed, upgraded and rolled back unchanged.
+
+    .venv/bin/python bench/corpus.py --bakerydemo /path/to/bakerydemo.git --healthchecks /path/to/healthchecks.git
+    .venv/bin/python bench/corpus.py --bakerydemo DIR --keep --workdir /tmp/corpus   # leave it deployed, to look
+
+CI reaches no repository host, so the projects' git directories are arguments (a clone, a bare repository or
+a mirror: anything `git --git-dir=DIR archive` reads). bench/corpus/projects.json pins, per project, an older
+commit A and a later commit B with real migrations between them; bench/corpus/<project>/ holds only our files,
+the deploy-side wrappers a user writes beside an app they did not write: `overlay/` (copied into the app's
+source beside its files: a Dockerfile, the wheelhouse's requirements) and `inventory/` (group_vars, hooks).
+The app's own files are never edited: the app source is a git repository assembled here, the project's tree
+at A (then B) plus the overlay, and the requirements file the wheelhouse needs, made from the project's own
+(`requirements` in projects.json: its lines less the packages published as sdists only, plus a WSGI server).
+
+Per project, one after the other, the way a user runs them (`ansible-playbook playbooks/deploy.yml -i
+<inventory>`, `playbooks/rollback.yml -e restore_db=true`): deploy A, upgrade to B, roll back to A with the
+database; after each step the project's real pages (`pages`) are asked through smart-deploy's proxy. Prints
+one table per project: each step's exit, outcome, rehearsal verdict and reasons, migrations applied, seconds,
+pages answered, the first error line; then the wrappers needed and what the project needs of workers, volumes,
+Redis and TLS; and one line per project: pass (every step live and every page 200) or fail.
+
+Loopback only (the proxy on 127.0.0.1, a free port); the wheelhouse is filled by smart-deploy's build role with
+`pip download` (PyPI). Bounded: every playbook at most 20 minutes. Removes everything it made (containers,
+networks, volumes, images, state folders) unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "bench" / "corpus"
+VENV_BIN = Path(os.environ.get("SMART_DEPLOY_VENV", ROOT / ".venv")) / "bin"
+PLAYBOOK_TIMEOUT = 1200
+PAGE_TIMEOUT = 20
+GIT = ["git", "-c", "user.name=smart-deploy corpus", "-c", "user.email=corpus@example.invalid"]
+
+
+def run(cmd, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pinned() -> dict:
+    return json.loads((CORPUS / "projects.json").read_text())
+
+
+# --- the app source: the project's tree at a commit, plus our wrappers ------------------------------------
+def wheelhouse_requirements(app: Path, rule: dict) -> str:
+    """The project's requirements file less the packages in rule['drop'], its `-r`/`-c` lines pointing at the
+    project's own files, plus rule['add']: what smart-deploy/requirements.txt holds."""
+    source = app / rule["from"]
+    folder = Path(os.path.relpath(source.parent, app / "smart-deploy"))
+    drop = {name.lower() for name in rule.get("drop", [])}
+    lines = ["# made by bench/corpus.py from %s: less %s, plus %s" % (rule["from"], ", ".join(sorted(drop)) or "nothing", ", ".join(rule.get("add", [])))]
+    for line in source.read_text().splitlines():
+        stripped = line.strip()
+        include = re.match(r"^(-r|-c|--requirement|--constraint)\s+(\S+)", stripped)
+        if include:
+            lines.append("%s %s" % (include.group(1), (folder / include.group(2)).as_posix()))
+            continue
+        name = re.split(r"[\s\[<>=!~;@]", stripped, maxsplit=1)[0].lower() if stripped and not stripped.startswith("#") else ""
+        if name and name.replace("_", "-") in drop:
+            continue
+        lines.append(line)
+    return "\n".join(lines + rule.get("add", [])) + "\n"
+
+
+def assemble(app: Path, gitdir: Path, commit: str, project: str, spec: dict) -> str:
+    """Make ``app`` hold the project's files at ``commit`` and our overlay, committed; returns the commit's
+    message. The wheelhouse (smart-deploy/wheels, ignored through .git/info/exclude) is kept across commits."""
+    if not (app / ".git").exists():
+        app.mkdir(parents=True, exist_ok=True)
+        run([*GIT, "-C", str(app), "init", "-q"]).check_returncode()
+        (app / ".git" / "info").mkdir(exist_ok=True)
+        (app / ".git" / "info" / "exclude").write_text("smart-deploy/wheels/\n")
+    for child in app.iterdir():
+        if child.name == ".git":
+            continue
+        if child.name == "smart-deploy" and (child / "wheels").exists():
+            for inner in child.iterdir():
+                if inner.name != "wheels":
+                    shutil.rmtree(inner) if inner.is_dir() else inner.unlink()
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    archive = subprocess.run(["git", "--git-dir", str(gitdir), "archive", commit], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(app)], input=archive.stdout, check=True)
+    if (app / "smart-deploy").exists() and any(p.name != "wheels" for p in (app / "smart-deploy").iterdir()):
+        raise SystemExit("%s at %s has a folder smart-deploy/ of its own: pick another overlay name" % (project, commit[:12]))
+    shutil.copytree(CORPUS / project / "overlay", app, dirs_exist_ok=True)
+    (app / "smart-deploy" / "requirements.txt").write_text(wheelhouse_requirements(app, spec["requirements"]))
+    message = "%s at %s" % (project, commit)
+    run([*GIT, "-C", str(app), "add", "-A"]).check_returncode()
+    run([*GIT, "-C", str(app), "commit", "-qm", message, "--allow-empty"]).check_returncode()
+    return message
+
+
+def count_migrations(gitdir: Path, a: str, b: str) -> tuple[int, int]:
+    """Migration files of the project's own apps at A and at B (libraries' migrations come on top)."""
+
+    def files(commit):
+        names = run(["git", "--git-dir", str(gitdir), "ls-tree", "-r", "--name-only", commit]).stdout.split()
+        return {n for n in names if re.search(r"/migrations/\d{4}_\w+\.py$", n)}
+
+    at_a, at_b = files(a), files(b)
+    return len(at_a), len(at_b - at_a)
+
+
+# --- one deployment ----------------------------------------------------------------------------------------
+class Deployment:
+    def __init__(self, project: str, spec: dict, gitdir: Path, workdir: Path):
+        self.project, self.spec, self.gitdir = project, spec, gitdir
+        self.base = workdir / project
+        self.app = self.base / "app"
+        self.inventory = self.base / "inventory"
+        self.state = self.base / "state"
+        self.logs = self.base / "logs"
+        self.port = free_port()
+        self.base.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(CORPUS / project / "inventory", self.inventory)
+        for folder in (self.logs, self.base / "secrets"):
+            folder.mkdir(exist_ok=True)
+        self.name = self.ansible_var("smart_deploy_app_name")
+
+    def ansible_var(self, name: str) -> str:
+        text = (self.inventory / "group_vars" / "all" / "app.yml").read_text()
+        return re.search(r"^%s:\s*(\S+)" % name, text, re.M).group(1)
+
+    def playbook(self, name: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")),
+                   SMART_DEPLOY_LOG_DIR=str(self.logs), ANSIBLE_NOCOLOR="1")  # fmt: skip
+        cmd = [str(VENV_BIN / "ansible-playbook"), "playbooks/%s.yml" % name, "-i", str(self.inventory),
+               "-e", "smart_deploy_http_port=%d" % self.port, "-e", "smart_deploy_actor=bench-corpus", *args]  # fmt: skip
+        started = time.monotonic()
+        try:
+            result = run(cmd, cwd=ROOT, env=env, timeout=PLAYBOOK_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            result = subprocess.CompletedProcess(cmd, 124, exc.stdout or "", (exc.stderr or "") + "\ntimed out")
+        seconds = time.monotonic() - started
+        (self.logs / ("%s-%d.out" % (name, int(time.time())))).write_text(str(result.stdout) + "\n--- stderr\n" + str(result.stderr))
+        return result, seconds
+
+    def run_log(self) -> dict:
+        logs = sorted(self.logs.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        return json.loads(logs[-1].read_text()) if logs else {}
+
+    def newest_validation(self, since: float) -> dict:
+        folder = self.state / "validations"
+        reports = [p for p in folder.glob("*.json") if p.stat().st_mtime >= since] if folder.exists() else []
+        if not reports:
+            return {}
+        try:
+            return json.loads(max(reports, key=lambda p: p.stat().st_mtime).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def page(self, path: str) -> str:
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), headers={"Host": "localhost"})
+        try:
+            with urllib.request.urlopen(request, timeout=PAGE_TIMEOUT) as response:
+                return str(response.status)
+        except urllib.error.HTTPError as exc:
+            return str(exc.code)
+        except (OSError, urllib.error.URLError) as exc:
+            return type(exc).__name__
+
+    def step(self, label: str, playbook: str, *args: str) -> dict:
+        started_wall = time.time()
+        result, seconds = self.playbook(playbook, *args)
+        summary = self.run_log().get("summary", {}) if self.run_log() else {}
+        report = self.newest_validation(started_wall)
+        verdict = report.get("report", report).get("strategy") or summary.get("steps", {}).get("validation", "")
+        reasons = report.get("report", report).get("reasons") or report.get("report", report).get("abort_reasons") or []
+        pages = {path: self.page(path) for path in self.spec["pages"]}
+        output = str(result.stdout) + str(result.stderr)
+        error = ""
+        if result.returncode != 0:
+            found = re.findall(r"(?:fatal|FAILED|ERROR|failed)[^\n]{0,400}", output)
+            error = found[-1] if found else output.strip().splitlines()[-1:] and output.strip().splitlines()[-1]
+        return {
+            "step": label,
+            "exit": result.returncode,
+            "outcome": str(summary.get("outcome", "(no summary)")),
+            "verdict": str(verdict or "-"),
+            "reasons": ", ".join(str(r) for r in reasons) if isinstance(reasons, list) else str(reasons),
+            "migrations": str(summary.get("steps", {}).get("migrations", "-")),
+            "seconds": seconds,
+            "pages": pages,
+            "error": " ".join(str(error).split())[:300],
+        }
+
+    def remove(self) -> None:
+        """Everything this deployment made: containers, networks, volumes, images, its folders."""
+        label = "label=smart-deploy.app=%s" % self.name
+        ids = run(["docker", "ps", "-aq", "--filter", label]).stdout.split()
+        if ids:
+            run(["docker", "rm", "-f", *ids])
+        for kind in ("network", "volume"):
+            names = run(["docker", kind, "ls", "-q", "--filter", label]).stdout.split()
+            names += [n for n in run(["docker", kind, "ls", "--format", "{{.Name}}"]).stdout.split() if n.startswith(self.name + "-")]
+            for name in sorted(set(names)):
+                run(["docker", kind, "rm", "-f", name] if kind == "volume" else ["docker", kind, "rm", name])
+        images = run(["docker", "images", "-q", "--filter", "reference=%s-*" % self.name]).stdout.split()
+        images += run(["docker", "images", "-q", "--filter", label]).stdout.split()
+        if images:
+            run(["docker", "rmi", "-f", *sorted(set(images))])
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def corpus_run(project: str, spec: dict, gitdir: Path, workdir: Path, keep: bool) -> dict:
+    deployment = Deployment(project, spec, gitdir, workdir)
+    own_at_a, own_new = count_migrations(gitdir, spec["a"], spec["b"])
+    results = {"project": project, "name": deployment.name, "own_migrations_a": own_at_a, "own_migrations_new": own_new, "steps": []}
+    try:
+        assemble(deployment.app, gitdir, spec["a"], project, spec)
+        print("%s: deploy A %s (%s)" % (project, spec["a"][:12], spec["a_label"]), flush=True)
+        results["steps"].append(deployment.step("deploy A", "deploy"))
+        if results["steps"][-1]["exit"] == 0:
+            assemble(deployment.app, gitdir, spec["b"], project, spec)
+            print("%s: upgrade to B %s (%s)" % (project, spec["b"][:12], spec["b_label"]), flush=True)
+            results["steps"].append(deployment.step("upgrade to B", "deploy"))
+            print("%s: rollback --restore-db" % project, flush=True)
+            results["steps"].append(deployment.step("rollback --restore-db", "rollback", "-e", "restore_db=true"))
+    finally:
+        if keep:
+            print("%s kept: %s (http://127.0.0.1:%d/)" % (project, deployment.base, deployment.port))
+        else:
+            deployment.remove()
+    steps = results["steps"]
+    results["pass"] = len(steps) == 3 and all(s["exit"] == 0 and all(v == "200" for v in s["pages"].values()) for s in steps)
+    return results
+
+
+def table(result: dict, spec: dict) -> str:
+    rows = [("step", "exit", "outcome", "verdict", "migrations", "seconds", "pages (status)", "first error / reasons")]
+    for s in result["steps"]:
+        pages = " ".join("%s=%s" % (p, c) for p, c in s["pages"].items())
+        rows.append((s["step"], str(s["exit"]), s["outcome"][:40], s["verdict"][:24], s["migrations"][:40], "%.0f" % s["seconds"], pages, (s["error"] or s["reasons"])[:160]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    lines = ["%s  %s" % (result["project"], spec["url"]), "A %s (%s)" % (spec["a"][:12], spec["a_label"]),
+             "B %s (%s)" % (spec["b"][:12], spec["b_label"]),
+             "the project's own migrations: %d at A, %d more at B (libraries' on top)" % (result["own_migrations_a"], result["own_migrations_new"]),
+             border]  # fmt: skip
+    for index, row in enumerate(rows):
+        lines.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+        if index == 0:
+            lines.append(border)
+    lines.append(border)
+    lines.append("wrappers: " + "; ".join(spec["wrappers"]))
+    lines.append("needs: " + "; ".join("%s: %s" % item for item in spec["needs"].items()))
+    lines.append("%s: %s" % (result["project"], "PASS" if result["pass"] else "FAIL"))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    projects = pinned()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for project in projects:
+        parser.add_argument("--%s" % project, metavar="GITDIR", type=Path, help="git directory of %s" % projects[project]["url"])
+    parser.add_argument("--workdir", type=Path, help="where the app sources, inventories and state go (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="leave the deployments running and their folders (remove them yourself)")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    args = parser.parse_args(argv)
+    chosen = {p: getattr(args, p) for p in projects if getattr(args, p) is not None}
+    if not chosen:
+        parser.error("give at least one project's git directory (%s)" % ", ".join("--" + p for p in projects))
+    for project, gitdir in chosen.items():
+        for commit in (projects[project]["a"], projects[project]["b"]):
+            if run(["git", "--git-dir", str(gitdir), "cat-file", "-e", commit + "^{commit}"]).returncode != 0:
+                parser.error("--%s %s has no commit %s" % (project, gitdir, commit))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="smart-deploy-corpus-"))
+    results = []
+    try:
+        for project, gitdir in chosen.items():
+            results.append(corpus_run(project, projects[project], gitdir.resolve(), workdir, args.keep))
+            print()
+            print(table(results[-1], projects[project]), flush=True)
+            print()
+    finally:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(" ".join("%s %s" % (r["project"], "PASS" if r["pass"] else "FAIL") for r in results))
+    return 0 if all(r["pass"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
