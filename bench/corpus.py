@@ -136,6 +136,8 @@ class Deployment:
         self.port = free_port()
         self.base.mkdir(parents=True, exist_ok=True)
         shutil.copytree(CORPUS / project / "inventory", self.inventory)
+        if (CORPUS / project / "hooks").is_dir():  # beside the inventory: in it, Ansible parses them as inventory
+            shutil.copytree(CORPUS / project / "hooks", self.base / "hooks")
         for folder in (self.logs, self.base / "secrets"):
             folder.mkdir(exist_ok=True)
         self.name = self.ansible_var("smart_deploy_app_name")
@@ -225,6 +227,16 @@ class Deployment:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def remove_kept(workdir: Path) -> None:
+    """Remove what an earlier run with --keep left in ``workdir`` (one folder per project)."""
+    for base in sorted(p for p in workdir.iterdir() if (p / "inventory").is_dir()):
+        deployment = Deployment.__new__(Deployment)
+        deployment.base, deployment.inventory = base, base / "inventory"
+        deployment.name = deployment.ansible_var("smart_deploy_app_name")
+        print("removing %s (%s)" % (deployment.name, base))
+        deployment.remove()
+
+
 def corpus_run(project: str, spec: dict, gitdir: Path, workdir: Path, keep: bool) -> dict:
     deployment = Deployment(project, spec, gitdir, workdir)
     own_at_a, own_new = count_migrations(gitdir, spec["a"], spec["b"])
@@ -279,7 +291,11 @@ def main(argv=None):
     parser.add_argument("--workdir", type=Path, help="where the app sources, inventories and state go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="leave the deployments running and their folders (remove them yourself)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument("--remove", type=Path, metavar="WORKDIR", help="only remove what a run with --keep left in WORKDIR")
     args = parser.parse_args(argv)
+    if args.remove:
+        remove_kept(args.remove)
+        return 0
     chosen = {p: getattr(args, p) for p in projects if getattr(args, p) is not None}
     if not chosen:
         parser.error("give at least one project's git directory (%s)" % ", ".join("--" + p for p in projects))
