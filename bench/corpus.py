@@ -64,24 +64,41 @@ def pinned() -> dict:
 
 
 # --- the app source: the project's tree at a commit, plus our wrappers ------------------------------------
+def requirement_name(line: str) -> str:
+    """The normalised project name a requirement line starts with ('' for comments, options, blank lines)."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith(("#", "-")):
+        return ""
+    return re.split(r"[\s\[<>=!~;@\\]", stripped, maxsplit=1)[0].lower().replace("_", "-")
+
+
 def wheelhouse_requirements(app: Path, rule: dict) -> str:
-    """The project's requirements file less the packages in rule['drop'], its `-r`/`-c` lines pointing at the
-    project's own files, plus rule['add']: what smart-deploy/requirements.txt holds."""
+    """The project's requirements file less the packages in rule['drop'] (with their hash and comment lines),
+    its `-r`/`-c` lines pointing at the project's own files, plus each of rule['add'] the file does not name
+    already: what smart-deploy/requirements.txt holds."""
     source = app / rule["from"]
     folder = Path(os.path.relpath(source.parent, app / "smart-deploy"))
-    drop = {name.lower() for name in rule.get("drop", [])}
-    lines = ["# made by bench/corpus.py from %s: less %s, plus %s" % (rule["from"], ", ".join(sorted(drop)) or "nothing", ", ".join(rule.get("add", [])))]
+    drop = {name.lower().replace("_", "-") for name in rule.get("drop", [])}
+    header = "# made by bench/corpus.py from %s: less %s, plus what it lacks of %s" % (
+        rule["from"], ", ".join(sorted(drop)) or "nothing", ", ".join(a.split()[0] for a in rule.get("add", [])) or "nothing")  # fmt: skip
+    lines, named, skipping = [header], set(), False
     for line in source.read_text().splitlines():
         stripped = line.strip()
+        if skipping and (line[:1].isspace() or not stripped):  # the dropped entry's --hash and "# via" lines
+            continue
+        skipping = False
         include = re.match(r"^(-r|-c|--requirement|--constraint)\s+(\S+)", stripped)
         if include:
             lines.append("%s %s" % (include.group(1), (folder / include.group(2)).as_posix()))
             continue
-        name = re.split(r"[\s\[<>=!~;@]", stripped, maxsplit=1)[0].lower() if stripped and not stripped.startswith("#") else ""
-        if name and name.replace("_", "-") in drop:
+        name = requirement_name(line)
+        if name in drop:
+            skipping = True
             continue
+        named.add(name)
         lines.append(line)
-    return "\n".join(lines + rule.get("add", [])) + "\n"
+    lines += [extra for extra in rule.get("add", []) if requirement_name(extra) not in named]
+    return "\n".join(lines) + "\n"
 
 
 def assemble(app: Path, gitdir: Path, commit: str, project: str, spec: dict) -> str:
@@ -160,8 +177,9 @@ class Deployment:
         (self.logs / ("%s-%d.out" % (name, int(time.time())))).write_text(str(result.stdout) + "\n--- stderr\n" + str(result.stderr))
         return result, seconds
 
-    def run_log(self) -> dict:
-        logs = sorted(self.logs.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    def run_log(self, since: float = 0.0) -> dict:
+        """The newest JSON run log written after ``since`` (a time.time()), {} when the run wrote none."""
+        logs = sorted((p for p in self.logs.glob("*.json") if p.stat().st_mtime >= since), key=lambda p: p.stat().st_mtime)
         return json.loads(logs[-1].read_text()) if logs else {}
 
     def newest_validation(self, since: float) -> dict:
@@ -187,7 +205,7 @@ class Deployment:
     def step(self, label: str, playbook: str, *args: str) -> dict:
         started_wall = time.time()
         result, seconds = self.playbook(playbook, *args)
-        summary = self.run_log().get("summary", {}) if self.run_log() else {}
+        summary = self.run_log(started_wall).get("summary", {})
         report = self.newest_validation(started_wall)
         verdict = report.get("report", report).get("strategy") or summary.get("steps", {}).get("validation", "")
         reasons = report.get("report", report).get("reasons") or report.get("report", report).get("abort_reasons") or []
@@ -249,8 +267,9 @@ def corpus_run(project: str, spec: dict, gitdir: Path, workdir: Path, keep: bool
             assemble(deployment.app, gitdir, spec["b"], project, spec)
             print("%s: upgrade to B %s (%s)" % (project, spec["b"][:12], spec["b_label"]), flush=True)
             results["steps"].append(deployment.step("upgrade to B", "deploy"))
-            print("%s: rollback --restore-db" % project, flush=True)
-            results["steps"].append(deployment.step("rollback --restore-db", "rollback", "-e", "restore_db=true"))
+            if results["steps"][-1]["exit"] == 0:
+                print("%s: rollback --restore-db" % project, flush=True)
+                results["steps"].append(deployment.step("rollback --restore-db", "rollback", "-e", "restore_db=true"))
     finally:
         if keep:
             print("%s kept: %s (http://127.0.0.1:%d/)" % (project, deployment.base, deployment.port))
@@ -265,12 +284,16 @@ def table(result: dict, spec: dict) -> str:
     rows = [("step", "exit", "outcome", "verdict", "migrations", "seconds", "pages (status)", "first error / reasons")]
     for s in result["steps"]:
         pages = " ".join("%s=%s" % (p, c) for p, c in s["pages"].items())
-        rows.append((s["step"], str(s["exit"]), s["outcome"][:40], s["verdict"][:24], s["migrations"][:40], "%.0f" % s["seconds"], pages, (s["error"] or s["reasons"])[:160]))
+        note = (s["error"] or s["reasons"])[:160]
+        rows.append(
+            (s["step"], str(s["exit"]), s["outcome"][:40], s["verdict"][:40], s["migrations"][:40], "%.0f" % s["seconds"], pages, note)
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     lines = ["%s  %s" % (result["project"], spec["url"]), "A %s (%s)" % (spec["a"][:12], spec["a_label"]),
              "B %s (%s)" % (spec["b"][:12], spec["b_label"]),
-             "the project's own migrations: %d at A, %d more at B (libraries' on top)" % (result["own_migrations_a"], result["own_migrations_new"]),
+             "the project's own migrations: %d at A, %d more at B (libraries' on top)" % (result["own_migrations_a"],
+                                                                                       result["own_migrations_new"]),
              border]  # fmt: skip
     for index, row in enumerate(rows):
         lines.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
