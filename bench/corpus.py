@@ -123,6 +123,12 @@ def assemble(app: Path, gitdir: Path, commit: str, project: str, spec: dict) -> 
     if (app / "smart-deploy").exists() and any(p.name != "wheels" for p in (app / "smart-deploy").iterdir()):
         raise SystemExit("%s at %s has a folder smart-deploy/ of its own: pick another overlay name" % (project, commit[:12]))
     shutil.copytree(CORPUS / project / "overlay", app, dirs_exist_ok=True)
+    if spec.get("sdist_wheels"):  # what a user does today for a package published as an sdist only
+        built = app.parent / "sdist-wheels"
+        if not built.exists():
+            pip = [str(VENV_BIN / "python"), "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps", "-w", str(built)]
+            run([*pip, *spec["sdist_wheels"]]).check_returncode()
+        shutil.copytree(built, app / "smart-deploy" / "sdist-wheels")
     (app / "smart-deploy" / "requirements.txt").write_text(wheelhouse_requirements(app, spec["requirements"]))
     message = "%s at %s" % (project, commit)
     run([*GIT, "-C", str(app), "add", "-A"]).check_returncode()
