@@ -28,6 +28,7 @@ networks, volumes, images, state folders) unless --keep.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -129,7 +130,19 @@ def assemble(app: Path, gitdir: Path, commit: str, project: str, spec: dict) -> 
             pip = [str(VENV_BIN / "python"), "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps", "-w", str(built)]
             run([*pip, *spec["sdist_wheels"]]).check_returncode()
         shutil.copytree(built, app / "smart-deploy" / "sdist-wheels")
-    (app / "smart-deploy" / "requirements.txt").write_text(wheelhouse_requirements(app, spec["requirements"]))
+    rule = dict(spec["requirements"])
+    text = (app / rule["from"]).read_text()
+    if spec.get("sdist_wheels") and "--hash" in text:
+        # hash-pinned requirements name the sdist's hash: the hand-built wheel goes in with its own
+        pinned_here = {(requirement_name(line), line.split("==")[1].split()[0]) for line in text.splitlines() if "==" in line}
+        for wheel in sorted((app / "smart-deploy" / "sdist-wheels").glob("*.whl")):
+            name, version = wheel.name.split("-")[:2]
+            if (name.lower().replace("_", "-"), version) not in pinned_here:
+                continue
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            rule["drop"] = [*rule.get("drop", []), name]
+            rule["add"] = [*rule.get("add", []), "%s==%s --hash=sha256:%s" % (name, version, digest)]
+    (app / "smart-deploy" / "requirements.txt").write_text(wheelhouse_requirements(app, rule))
     message = "%s at %s" % (project, commit)
     run([*GIT, "-C", str(app), "add", "-A"]).check_returncode()
     run([*GIT, "-C", str(app), "commit", "-qm", message, "--allow-empty"]).check_returncode()
