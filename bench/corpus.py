@@ -274,7 +274,7 @@ def remove_kept(workdir: Path) -> None:
         deployment.remove()
 
 
-def corpus_run(project: str, spec: dict, gitdir: Path, workdir: Path, keep: bool) -> dict:
+def corpus_run(project: str, spec: dict, gitdir: Path, workdir: Path, keep: bool, keep_logs: bool = False) -> dict:
     deployment = Deployment(project, spec, gitdir, workdir)
     own_at_a, own_new = count_migrations(gitdir, spec["a"], spec["b"])
     results = {"project": project, "name": deployment.name, "own_migrations_a": own_at_a, "own_migrations_new": own_new, "steps": []}
@@ -293,6 +293,8 @@ def corpus_run(project: str, spec: dict, gitdir: Path, workdir: Path, keep: bool
         if keep:
             print("%s kept: %s (http://127.0.0.1:%d/)" % (project, deployment.base, deployment.port))
         else:
+            if keep_logs:  # the playbooks' output and run logs, for a look after the run
+                shutil.copytree(deployment.logs, workdir / ("%s-logs" % project), dirs_exist_ok=True)
             deployment.remove()
     steps = results["steps"]
     results["pass"] = len(steps) == 3 and all(s["exit"] == 0 and all(v == "200" for v in s["pages"].values()) for s in steps)
@@ -330,7 +332,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for project in projects:
         parser.add_argument("--%s" % project, metavar="GITDIR", type=Path, help="git directory of %s" % projects[project]["url"])
-    parser.add_argument("--workdir", type=Path, help="where the app sources, inventories and state go (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where the app sources, inventories and state go (default: a temporary folder); the runs' logs stay there",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the deployments running and their folders (remove them yourself)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--remove", type=Path, metavar="WORKDIR", help="only remove what a run with --keep left in WORKDIR")
@@ -349,7 +355,7 @@ def main(argv=None):
     results = []
     try:
         for project, gitdir in chosen.items():
-            results.append(corpus_run(project, projects[project], gitdir.resolve(), workdir, args.keep))
+            results.append(corpus_run(project, projects[project], gitdir.resolve(), workdir, args.keep, args.workdir is not None))
             print()
             print(table(results[-1], projects[project]), flush=True)
             print()
