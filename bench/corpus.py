@@ -2,13 +2,16 @@
 """The compatibility corpus: real open-source Django projects, deployed, upgraded and rolled back unchanged.
 
     .venv/bin/python bench/corpus.py --bakerydemo /path/to/bakerydemo.git --healthchecks /path/to/healthchecks.git
+    .venv/bin/python bench/corpus.py --djangopackages DIR --json results.json        # one project; results as JSON too
     .venv/bin/python bench/corpus.py --bakerydemo DIR --keep --workdir /tmp/corpus   # leave it deployed, to look
+    .venv/bin/python bench/corpus.py --remove /tmp/corpus                             # then remove what it left
 
 CI reaches no repository host, so the projects' git directories are arguments (a clone, a bare repository or
 a mirror: anything `git --git-dir=DIR archive` reads). bench/corpus/projects.json pins, per project, an older
 commit A and a later commit B with real migrations between them; bench/corpus/<project>/ holds only our files,
 the deploy-side wrappers a user writes beside an app they did not write: `overlay/` (copied into the app's
-source beside its files: a Dockerfile, the wheelhouse's requirements) and `inventory/` (group_vars, hooks).
+source beside its files: a Dockerfile, a settings wrapper), `inventory/` (hosts, group_vars) and `hooks/`
+(hook task files, beside the inventory: inside it Ansible would parse them as inventory sources).
 The app's own files are never edited: the app source is a git repository assembled here, the project's tree
 at A (then B) plus the overlay, and the requirements file the wheelhouse needs, made from the project's own
 (`requirements` in projects.json: its lines less the packages published as sdists only, plus a WSGI server).
