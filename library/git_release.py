@@ -11,7 +11,10 @@ module: git_release
 short_description: Name a release after the git commit of the application source
 description:
   - Reads the application's git checkout and returns the release id smart-deploy tags images and
-    records releases with - the first O(length) characters of the commit sha.
+    records releases with - the first O(length) characters of the commit sha, or more when those would read
+    as a number in YAML (all digits, like C(851263105671)): the id grows one character at a time until it reads
+    as text, so that an answer in an AWX survey, an extra var or an inventory gives the rollback the id itself,
+    never a number (or an octal one's value).
   - When the application folder has uncommitted changes, the id gets a C(-dirty.<hash>) suffix, the
     hash being that of the working tree content, so two different uncommitted states never share an id
     and the same state always gets the same one. The checkout and its index are not modified.
@@ -26,7 +29,7 @@ options:
     description: Use this release id instead of the one derived from git.
     type: str
   length:
-    description: Characters of the sha to use.
+    description: Characters of the sha to use (more when that many would read as a number in YAML).
     type: int
     default: 12
 attributes:
@@ -88,6 +91,18 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# What YAML (1.1, as Ansible reads it, or 1.2) reads as a number among strings of hex digits: an integer (decimal, or
+# octal with a leading 0), a 1.2 float with an exponent (12e45), a 1.1 binary integer (0b101).
+NUMBER_LIKE = re.compile(r"^(?:[0-9]+(?:e[0-9]+)?|0b[01]+)$")
+
+
+def sha_release_id(sha, length):
+    """The first `length` characters of `sha`, or more until YAML would read them as text: a release id of digits
+    only goes through a survey answer or an unquoted extra var as a number, and the rollback refuses a number."""
+    n = length
+    while n < len(sha) and NUMBER_LIKE.match(sha[:n]):
+        n += 1
+    return sha[:n]
 
 
 def git(module, path, *args, env=None, check=True):
@@ -153,7 +168,7 @@ def main():
         dirty = bool(status)
         _rc, prefix = git(module, path, "rev-parse", "--show-prefix")
         content = working_tree_id(module, path, prefix) if dirty else tree
-        release_id = wanted or sha[:length]
+        release_id = wanted or sha_release_id(sha, length)
         if dirty and not wanted:
             release_id = "%s-dirty.%s" % (sha[:length], content[:8])
     except RuntimeError as exc:

@@ -855,7 +855,11 @@ def rollback_problems(v: dict) -> List[str]:
     problems = []
     for name, release in _given(v, "rollback", "release"):
         if release not in ("", None) and (not isinstance(release, str) or not RELEASE_RE.match(release)):
-            problems.append("%s (the rollback target) must be a release id (letters, digits, '.', '_', '-'), got %r" % (name, release))
+            number = isinstance(release, (int, float)) and not isinstance(release, bool)
+            problems.append(
+                "%s (the rollback target) must be a release id (letters, digits, '.', '_', '-'), got %r%s"
+                % (name, release, " - a number: YAML read the answer unquoted; quote it ('0123')" if number else "")
+            )
     for name, restore in _given(v, "rollback", "restore_db"):
         if as_bool(restore) is None:
             problems.append("%s must be true or false, got %s: nothing is restored on a guess" % (name, describe(restore)))

@@ -70,3 +70,48 @@ def test_a_repository_without_commits_is_a_clear_error(tmp_path, run_module):
     git(tmp_path, "init", "-q")
     result = run_module("git_release", {"path": str(tmp_path)})
     assert result["failed"] is True and "no commit yet" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    "sha, expected",
+    [
+        ("3f2a1b9c0d1e" + "0" * 28, "3f2a1b9c0d1e"),  # letters: as it is
+        ("851263105671" + "a" * 28, "851263105671a"),  # digits only: an int in YAML, one more character
+        ("0123456701234" + "f" * 27, "0123456701234f"),  # octal-looking digits, one more digit, still a number
+        ("1234567e1234" + "c" * 28, "1234567e1234c"),  # 12e45 is a float in YAML 1.2
+        ("0b0101010101" + "d" * 28, "0b0101010101d"),  # a binary integer in YAML 1.1
+    ],
+)
+def test_a_release_id_never_reads_as_a_number(sha, expected):
+    import yaml
+
+    from library.git_release import sha_release_id
+
+    assert sha_release_id(sha, 12) == expected
+    assert isinstance(yaml.safe_load(expected), str)
+
+
+def test_a_commit_whose_sha_starts_with_twelve_digits_gets_a_longer_id(repo, run_module):
+    """A real commit whose sha starts with 12 digits (its date searched for, as git hashes it): the id reads as
+    text in YAML, a prefix of the sha still (git finds the commit by it)."""
+    import hashlib
+
+    tree = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD^{tree}"], check=True, capture_output=True, text=True).stdout.strip()
+    for stamp in range(1_700_000_000, 1_700_000_000 + 200_000):
+        body = "tree %s\nauthor t <t@e> %d +0000\ncommitter t <t@e> %d +0000\n\nsecond\n" % (tree, stamp, stamp)
+        sha = hashlib.sha1(b"commit %d\0" % len(body) + body.encode()).hexdigest()
+        if sha[:12].isdigit():
+            break
+    else:
+        pytest.fail("no date in the range gives a sha of 12 leading digits")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e",
+           "GIT_AUTHOR_DATE": "%d +0000" % stamp, "GIT_COMMITTER_DATE": "%d +0000" % stamp, "PATH": "/usr/bin:/bin"}  # fmt: skip
+    made = subprocess.run(["git", "-C", str(repo), "commit-tree", tree, "-m", "second"], env=env, check=True, capture_output=True)
+    made = made.stdout.decode().strip()
+    assert made == sha
+    git(repo, "reset", "-q", "--hard", made)
+    result = run_module("git_release", {"path": str(repo)})
+    import yaml
+
+    assert result["release_id"] != sha[:12] and sha.startswith(result["release_id"]) and len(result["release_id"]) > 12
+    assert isinstance(yaml.safe_load(result["release_id"]), str)

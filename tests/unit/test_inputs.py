@@ -160,6 +160,7 @@ def test_secrets_are_named_never_shown():
     [
         (rollback_problems, {"restore_db": "ture"}, "restore_db must be true or false, got 'ture'"),
         (rollback_problems, {"release": "../../etc/passwd"}, "release (the rollback target) must be a release id"),
+        (rollback_problems, {"release": 83}, "got 83 - a number: YAML read the answer unquoted; quote it"),
         (status_problems, {"history": "-5"}, "history (how many releases to show) must be a whole number >= 1, got '-5'"),
         (status_problems, {"history": "ten"}, "history"),
         (
