@@ -108,7 +108,7 @@ def release_whose_backend_cannot_start(shop):
 def release_failing_its_health_check(shop):
     releases.add_cart_item_note(shop)
     releases.break_products_endpoint(shop)
-    return [], "Health check failed after 2 tries: products"
+    return [], "Health check failed after 2 tries: products (http"
 
 
 @pytest.mark.parametrize(
@@ -160,6 +160,7 @@ def test_a_rollback_that_fails_says_so_and_leaves_what_is_needed_to_finish_it(sh
     last = history["releases"][-1]
     assert history["current"] == shop.live and last["status"] == "failed"
     assert "Health check failed after 2 tries: products" in last["reason"], last["reason"]
+    assert "answered 500, expected 200" in last["reason"], "the reason says what the endpoint answered"
     assert "Images of release %s are missing" % shop.live in last["rollback"]["error"], last["rollback"]
     manual = last["rollback"]["to_finish_by_hand"]
     assert manual["pre_deploy_backup"] == last["backup"] and Path(last["backup"]).is_file()
