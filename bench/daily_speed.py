@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import ROOT as _ROOT  # noqa: E402,F401  (puts module_utils on the import path)
-from tests.integration.conftest import Deployment, assert_failed, assert_ok  # noqa: E402
+from tests.integration.conftest import Deployment, assert_failed, assert_ok, release_id  # noqa: E402
 from tests.integration.shop_releases import break_backend_start_command  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def timed(action):
 def code_change(deployment: Deployment, step: int) -> str:
     path = deployment.source / "backend" / "src" / "shop" / "views.py"
     path.write_text(path.read_text() + "\n# bench code-only change %d\n" % step)
-    return deployment.commit("bench: code-only change %d" % step)[:12]
+    return deployment.commit("bench: code-only change %d" % step)
 
 
 def main() -> int:
@@ -71,7 +71,7 @@ def main() -> int:
                 assert_ok(result)
                 rows["no-op deploy (s)"].append(seconds)
 
-                target = deployment.git("rev-parse", "HEAD")[:12]
+                target = release_id(deployment.git("rev-parse", "HEAD"))
                 code_change(deployment, run)
                 assert_ok(deployment.deploy())
                 seconds, result = timed(lambda target=target: deployment.playbook("rollback", "-e", "release=%s" % target))

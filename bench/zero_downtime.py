@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import ROOT as _ROOT  # noqa: E402,F401  (puts module_utils on the import path)
 from tests.integration import shop_releases as releases  # noqa: E402
-from tests.integration.conftest import Deployment, assert_ok  # noqa: E402
+from tests.integration.conftest import Deployment, assert_ok, release_id  # noqa: E402
 from tests.integration.load import Load  # noqa: E402
 
 SCENARIOS = ("migration", "rollback", "proxy", "naive")
@@ -86,13 +86,13 @@ class Bench:
             "    ]\n" % (self.cart_migration, field),
         )
         self.cart_migration = name
-        return self.deployment.commit("bench: add %s" % field)[:12]
+        return self.deployment.commit("bench: add %s" % field)
 
     def code_release(self) -> str:
         self.step += 1
         path = self.deployment.source / releases.SRC / "shop" / "views.py"
         path.write_text(path.read_text() + "\n# bench code-only change %d\n" % self.step)
-        return self.deployment.commit("bench: code-only change %d" % self.step)[:12]
+        return self.deployment.commit("bench: code-only change %d" % self.step)
 
     def proxy_change(self) -> None:
         """A proxy setting changes (its server timeout): the next deploy reloads the proxy, nothing else."""
@@ -106,7 +106,7 @@ class Bench:
             self.migration_release()
             self.under_load("migration", lambda: assert_ok(self.deployment.deploy()))
         if "rollback" in scenarios:
-            target = self.deployment.git("rev-parse", "HEAD")[:12]
+            target = release_id(self.deployment.git("rev-parse", "HEAD"))
             self.code_release()
             assert_ok(self.deployment.deploy())
             self.under_load("rollback", lambda: assert_ok(self.deployment.playbook("rollback", "-e", "release=%s" % target)))

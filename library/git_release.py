@@ -12,9 +12,9 @@ short_description: Name a release after the git commit of the application source
 description:
   - Reads the application's git checkout and returns the release id smart-deploy tags images and
     records releases with - the first O(length) characters of the commit sha, or more when those would read
-    as a number in YAML (all digits, like C(851263105671)): the id grows one character at a time until it reads
-    as text, so that an answer in an AWX survey, an extra var or an inventory gives the rollback the id itself,
-    never a number (or an octal one's value).
+    as a number in YAML (all digits, like C(851263105671)). The id then grows one character at a time until it
+    reads as text, so that an answer in an AWX survey, an extra var or an inventory gives the rollback the id
+    itself, never a number (or an octal one's value).
   - When the application folder has uncommitted changes, the id gets a C(-dirty.<hash>) suffix, the
     hash being that of the working tree content, so two different uncommitted states never share an id
     and the same state always gets the same one. The checkout and its index are not modified.
@@ -91,9 +91,9 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# What YAML (1.1, as Ansible reads it, or 1.2) reads as a number among strings of hex digits: an integer (decimal, or
-# octal with a leading 0), a 1.2 float with an exponent (12e45), a 1.1 binary integer (0b101).
-NUMBER_LIKE = re.compile(r"^(?:[0-9]+(?:e[0-9]+)?|0b[01]+)$")
+# What YAML 1.1 (PyYAML, as Ansible and AWX read it) reads as a number among strings of hex digits: an integer
+# (decimal, or octal with a leading 0) and a binary one (0b101). Without a dot no hex string is a float there.
+NUMBER_LIKE = re.compile(r"^(?:[0-9]+|0b[01]+)$")
 
 
 def sha_release_id(sha, length):

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -23,6 +24,14 @@ from ansible.module_utils.smart_deploy.pgcatalog import SCHEMA_LINES_SQL
 from tests.conftest import ROOT
 
 VENV_BIN = Path(os.environ.get("SMART_DEPLOY_VENV", ROOT / ".venv")) / "bin"
+
+
+def release_id(sha_or_id: str) -> str:
+    """The release id smart-deploy gives a commit (git_release: 12 characters of its sha, more when those would read
+    as a number in YAML); an id is returned as it is."""
+    from library.git_release import sha_release_id
+
+    return sha_release_id(sha_or_id, 12) if re.fullmatch(r"[0-9a-f]{40}", sha_or_id) else sha_or_id
 
 
 # The shop's own environment names (examples/shop's settings read them), expressed with smart-deploy's
@@ -108,7 +117,7 @@ class Deployment:
         """Commit everything; return the release id smart-deploy will give it."""
         self.git("add", "-A")
         self.git("commit", "-qm", message)
-        return self.git("rev-parse", "HEAD")[:12]
+        return release_id(self.git("rev-parse", "HEAD"))
 
     def write(self, relative: str, text: str) -> None:
         path = self.source / relative
@@ -411,7 +420,7 @@ def module_deployment(deployment_kind, tmp_path_factory):
 def shop(module_deployment):
     """The shop committed as release 1 and deployed: the starting point of most test modules."""
     module_deployment.base = module_deployment.commit("release 1")
-    module_deployment.live = module_deployment.base[:12]
+    module_deployment.live = release_id(module_deployment.base)
     module_deployment.first_deploy = module_deployment.deploy()  # what the first deploy printed, for tests that read it
     assert_ok(module_deployment.first_deploy)
     return module_deployment

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import assert_failed, assert_ok
+from tests.integration.conftest import assert_failed, assert_ok, release_id
 from tests.integration.notes import Notes
 
 
@@ -38,7 +38,7 @@ def test_a_backend_only_app_builds_and_detects_only_what_it_has(notes):
     assert changes["first_deploy"] is True and changes["database"] is True
     assert changes["rebuild"] == ["backend"] and changes["reuse"] == []
     assert notes.first["built"] == ["backend"]
-    assert notes.first["images"] == {"backend": "%s-backend:%s" % (notes.name, notes.base[:12])}
+    assert notes.first["images"] == {"backend": "%s-backend:%s" % (notes.name, release_id(notes.base))}
     assert notes.first["routes"] == [{"path": "/", "component": "backend"}]
     # the summary names what the app has: no frontend, no proxy among what is rebuilt
     changes_row = next(line for line in notes.first_output.splitlines() if line.startswith("| changes"))
@@ -76,12 +76,12 @@ def test_a_migration_under_the_backends_context_runs_the_database_steps(notes):
     notes.commit("a migration")
     live = notes.base  # what change detection compares with: a recorded live release
     result = notes.playbook(
-        "../tests/integration/playbooks/components", "-e", json.dumps({"smart_deploy_live": {"id": live[:12], "sha": live}})
+        "../tests/integration/playbooks/components", "-e", json.dumps({"smart_deploy_live": {"id": release_id(live), "sha": live}})
     )
     assert_ok(result)
     changes = json.loads(notes.report.read_text())["changes"]
     # (the live release given here records no configuration or proxy fingerprint: those count as changed too)
-    assert changes["first_deploy"] is False and changes["why"] == "compared with the live release %s" % live[:12]
+    assert changes["first_deploy"] is False and changes["why"] == "compared with the live release %s" % release_id(live)
     assert [c for c in changes["categories_changed"] if c not in ("config", "proxy")] == ["backend", "migrations"]
     assert changes["rebuild"] == ["backend"] and changes["database"] is True
     assert changes["categories"]["migrations"] == ["app/notes/migrations/0002_note_pinned.py"]

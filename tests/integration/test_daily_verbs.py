@@ -44,7 +44,7 @@ def test_frontend_only_change_never_touches_the_database(shop):
     before = shop.snapshot()
     backups_before = sorted((shop.state_dir / "backups").glob("*.dump"))
     shop.write("frontend/public/style.css", "body { font-family: serif; }\n")
-    release = shop.commit("serif")[:12]
+    release = shop.commit("serif")
     result = shop.deploy()
     assert_ok(result)
     changes = shop.summary()["steps"]["changes"]
@@ -108,7 +108,7 @@ def test_a_backend_that_docker_restarts_with_another_address_is_still_served(sho
 
 def test_emergency_deploy_skips_tests_and_rehearsal_but_keeps_backup_and_health(shop):
     releases.add_cart_item_note(shop)
-    release = shop.commit("hotfix: notes on cart items")[:12]
+    release = shop.commit("hotfix: notes on cart items")
     backups_before = len(list((shop.state_dir / "backups").glob("*.dump")))
     result = shop.deploy("-e", "smart_deploy_emergency=true", "-e", "smart_deploy_app_tests=true")
     assert_ok(result)

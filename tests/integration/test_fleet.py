@@ -22,7 +22,7 @@ GIFT_MESSAGE = "    gift_message = models.CharField(max_length=200, null=True, b
 @pytest.fixture(scope="module")
 def fleet_shop(tmp_path_factory):
     with fleet_deployment(tmp_path_factory.mktemp("fleet-shop"), app_hosts=3) as deployment:
-        deployment.base = deployment.commit("release 1")[:12]
+        deployment.base = deployment.commit("release 1")
         yield deployment
 
 
@@ -66,7 +66,7 @@ def test_a_migration_rolls_host_by_host_with_not_one_failed_request_through_the_
         migrations.AddField("cartitem", "gift_message", models.CharField(max_length=200, null=True, blank=True)),
     ]
 """)  # fmt: skip
-    release = fleet_shop.commit("cart items: a gift message")[:12]
+    release = fleet_shop.commit("cart items: a gift message")
     backed_up = backups(fleet_shop, "app1")
     with Load("http://%s:8080" % fleet_shop.fleet.lb_address, rate=30) as load:
         result = fleet_shop.deploy()

@@ -33,7 +33,7 @@ def fleet_shop(tmp_path_factory):
         migrations.AddField("cartitem", "gift_message", models.CharField(max_length=200, null=True, blank=True)),
     ]
 """)  # fmt: skip
-        deployment.live_release = deployment.commit("release 1")[:12]
+        deployment.live_release = deployment.commit("release 1")
         assert_ok(deployment.deploy())
         yield deployment
 
@@ -67,7 +67,7 @@ def test_database_host_unreachable_at_preflight_changes_nothing(fleet_shop):
 
     operations = [migrations.AddField("cartitem", "gift_wrap", models.BooleanField(null=True))]
 """)  # fmt: skip
-    fleet_shop.additive = fleet_shop.commit("cart items: gift wrap (a nullable column)")[:12]
+    fleet_shop.additive = fleet_shop.commit("cart items: gift wrap (a nullable column)")
     before = histories(fleet_shop)
     fleet_shop.fleet.stop_host("db1")
     try:
@@ -121,7 +121,7 @@ def test_a_migration_the_old_code_cannot_live_with_is_refused_before_anything_ch
 
     operations = [migrations.RemoveField("cartitem", "gift_message")]
 """)  # fmt: skip
-    fleet_shop.breaking = fleet_shop.commit("cart items: no gift message any more (drops the column)")[:12]
+    fleet_shop.breaking = fleet_shop.commit("cart items: no gift message any more (drops the column)")
     before = histories(fleet_shop)
     result = fleet_shop.deploy()
     assert_failed(result)

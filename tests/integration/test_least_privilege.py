@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.integration import shop_releases as releases
-from tests.integration.conftest import VENV_BIN, assert_ok, run
+from tests.integration.conftest import VENV_BIN, assert_ok, release_id, run
 
 # main as it landed before least privilege (and this test) existed
 PREVIOUS_VERSION = "0cc9efb"
@@ -84,7 +84,7 @@ def upgraded(module_deployment):
     # the shop as it was then, with the nginx proxy of its own that the previous version built and ran
     shutil.copytree(shop.previous / "examples" / "shop" / "infra", shop.source / "infra")
     shop.base = shop.commit("release 1")
-    shop.live = shop.base[:12]
+    shop.live = release_id(shop.base)
     deploy_with_previous_version(shop, shop.previous)
     status, cart = shop.http("/api/cart/", method="POST", body={})
     assert status == 201

@@ -5,7 +5,7 @@ history says who accepted what. Decided the way Django would: the migrations mak
 generated in memory in the release's image, and the SQL sqlmigrate gives for them."""
 
 from tests.integration import shop_releases as releases
-from tests.integration.conftest import assert_failed, assert_ok
+from tests.integration.conftest import assert_failed, assert_ok, release_id
 
 GIFT_WRAP = "    gift_wrap = models.BooleanField(default=False)\n"
 
@@ -32,11 +32,11 @@ def test_a_dropped_meta_ordering_deploys_with_a_warning(shop):
     assert warning.startswith("catalog.0003_alter_product_options: ") and "Change Meta options on product" in warning
     assert "| warning" in result.stdout  # the table at the end of the run
     attempt = newest_attempt(shop)
-    assert attempt["id"] == commit[:12] and attempt["status"] == "live"
+    assert attempt["id"] == release_id(commit) and attempt["status"] == "live"
     assert attempt["migration_warnings"] == [warning] and attempt["accepted"] == []
     status, products = shop.get_json("/api/products/")
     assert status == 200 and products["results"]
-    shop.live = commit[:12]
+    shop.live = release_id(commit)
 
 
 def test_a_new_field_without_its_migration_aborts_naming_the_column_and_changes_nothing(shop):

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tests.integration import notes_releases as releases
-from tests.integration.conftest import assert_failed, assert_ok
+from tests.integration.conftest import assert_failed, assert_ok, release_id
 from tests.integration.notes import Notes
 from tests.integration.row_values import assert_the_value_only_in_the_validation_report
 
@@ -65,7 +65,7 @@ def test_the_first_deploy_serves_the_app_through_its_own_settings_and_health_end
     summary = notes.summary()
     assert "rebuild backend" in summary["steps"]["changes"] and "frontend" not in json.dumps(summary)
     live = notes.releases()["releases"][-1]
-    assert live["id"] == notes.base[:12] and set(live["containers"]) == {"backend"}
+    assert live["id"] == release_id(notes.base) and set(live["containers"]) == {"backend"}
     assert notes.container_state(live["containers"]["backend"]) == "running"
     assert live["tests"]["tests"] == 10 and live["tests"]["passed"] is True, live["tests"]
 

@@ -136,7 +136,7 @@ class Migration(migrations.Migration):
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop)]
 """,
     )
-    release = shop.commit("slow backfill")[:12]
+    release = shop.commit("slow backfill")
     before = shop.snapshot()
     deploy = start_deploy(shop)
     deadline = time.monotonic() + 240

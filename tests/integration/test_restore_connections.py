@@ -22,7 +22,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.conftest import assert_failed, assert_ok, run
+from tests.integration.conftest import assert_failed, assert_ok, release_id, run
 from tests.integration.notes import Notes
 
 SERVER_NAME = "notes.example.test"
@@ -267,7 +267,7 @@ def test_rollback_with_its_database_leaves_no_worker_on_a_dead_connection(steps)
     first = history["releases"][0]["containers"]["backend"]
     assert len(after) == 1 and after != before and after[0] != first, (before, first, after)
     live = [e for e in history["releases"] if e["status"] == "live"][-1]
-    assert live["id"] == notes.base[:12] and live["containers"]["backend"] == after[0], live
+    assert live["id"] == release_id(notes.base) and live["containers"]["backend"] == after[0], live
     assert live["restored_backup"]
     # the database was restored behind the maintenance page, taken down once the fresh containers served
     assert maintenance_events(notes)[-2:] == [("on", "The site is being restored to an earlier version. It will be back in a moment."),
@@ -308,6 +308,6 @@ def test_an_automatic_rollback_that_restores_leaves_no_worker_on_a_dead_connecti
     first = history["releases"][0]["containers"]["backend"]
     assert len(after) == 1 and after != before and after[0] != first, (before, first, after)
     live = [e for e in history["releases"] if e["status"] == "live"][-1]
-    assert history["current"] == notes.base[:12] and live["containers"]["backend"] == after[0], (live, after)
+    assert history["current"] == release_id(notes.base) and live["containers"]["backend"] == after[0], (live, after)
     assert maintenance_events(notes)[-1][0] == "off"
     notes.assert_no_secret_leaks(result.stdout)

@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 
 from tests.integration import shop_releases as releases
-from tests.integration.conftest import assert_failed, assert_ok, run
+from tests.integration.conftest import assert_failed, assert_ok, release_id, run
 from tests.integration.load import Load
 from tests.integration.row_values import assert_the_value_only_in_the_validation_report
 
@@ -175,7 +175,7 @@ def assert_what_the_deploy_of_a_release_with_a_migration_leaves(shop, first, sec
     # the previous release's containers are stopped, not serving; containers are named after the release
     history = shop.releases()
     webs = {entry["id"]: entry["containers"]["backend"] for entry in history["releases"]}
-    assert webs[first].startswith("%s-web-%s-" % (shop.name, first[:12]))
+    assert webs[first].startswith("%s-web-%s-" % (shop.name, release_id(first)))
     assert shop.container_state(webs[first]) == "exited"
     assert shop.container_state(webs[second]) == "running"
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import assert_ok, run
+from tests.integration.conftest import assert_ok, release_id, run
 from tests.integration.traits import WorkersNotes
 
 REPLICAS = {"worker": 2, "beat": 1}
@@ -36,7 +36,7 @@ def timings():
 def app(module_deployment, timings):
     app = module_deployment
     app.base = app.commit("release 1: notes with uploads and workers")
-    app.r1 = app.base[:12]
+    app.r1 = release_id(app.base)
     started = time.monotonic()
     result = app.deploy()
     timings["first deploy"] = time.monotonic() - started

@@ -78,7 +78,7 @@ def test_a_repository_without_commits_is_a_clear_error(tmp_path, run_module):
         ("3f2a1b9c0d1e" + "0" * 28, "3f2a1b9c0d1e"),  # letters: as it is
         ("851263105671" + "a" * 28, "851263105671a"),  # digits only: an int in YAML, one more character
         ("0123456701234" + "f" * 27, "0123456701234f"),  # octal-looking digits, one more digit, still a number
-        ("1234567e1234" + "c" * 28, "1234567e1234c"),  # 12e45 is a float in YAML 1.2
+        ("1234567e1234" + "c" * 28, "1234567e1234"),  # a string for PyYAML (a float needs a dot in YAML 1.1)
         ("0b0101010101" + "d" * 28, "0b0101010101d"),  # a binary integer in YAML 1.1
     ],
 )
