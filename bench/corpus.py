@@ -10,20 +10,25 @@ CI reaches no repository host, so the projects' git directories are arguments (a
 a mirror: anything `git --git-dir=DIR archive` reads). bench/corpus/projects.json pins, per project, an older
 commit A and a later commit B with real migrations between them; bench/corpus/<project>/ holds only our files,
 the deploy-side wrappers a user writes beside an app they did not write: `overlay/` (copied into the app's
-source beside its files: a Dockerfile, a settings wrapper), `inventory/` (hosts, group_vars) and `hooks/`
-(hook task files, beside the inventory: inside it Ansible would parse them as inventory sources).
+source beside its files: a Dockerfile), `inventory/` (hosts, group_vars) and `hooks/` (hook task files,
+beside the inventory).
 The app's own files are never edited: the app source is a git repository assembled here, the project's tree
 at A (then B) plus the overlay, and the requirements file the wheelhouse needs, made from the project's own
-(`requirements` in projects.json: its lines less the packages published as sdists only, plus a WSGI server).
+(`requirements` in projects.json: its lines less the sdists with C code the image cannot compile, plus a WSGI
+server). Sdists without C code are left in: smart-deploy's build role builds them.
 
 Per project, one after the other, the way a user runs them (`ansible-playbook playbooks/deploy.yml -i
 <inventory>`, `playbooks/rollback.yml -e restore_db=true`): deploy A, upgrade to B, roll back to A with the
-database; after each step the project's real pages (`pages`) are asked through smart-deploy's proxy. Prints
-one table per project: each step's exit, outcome, rehearsal verdict and reasons, migrations applied, seconds,
-pages answered, the first error line; then the wrappers needed and what the project needs of workers, volumes,
-Redis and TLS; and one line per project: pass (every step live and every page 200) or fail.
+database; after each step the project's real pages (`pages`) are asked through smart-deploy's proxy (over
+HTTPS for a project with `tls`: a self-signed certificate for the inventory's smart_deploy_server_name, made
+in the work folder beside the inventory, `tls/`, which the inventory reads; SNI and Host that name, the
+certificate checked), its worker components' running containers counted (`workers`) and the files in its
+named volumes (`volumes`). Prints one table per project: each step's exit, outcome, rehearsal verdict and
+reasons, migrations applied, seconds, pages answered, workers and volume files, the first error line; then the
+wrappers needed and what the project needs of workers, volumes, Redis and TLS; and one line per project: pass
+(every step live, every page 200, every worker running) or fail.
 
-Loopback only (the proxy on 127.0.0.1, a free port); the wheelhouse is filled by smart-deploy's build role with
+Loopback only (the proxy on 127.0.0.1, free ports); the wheelhouse is filled by smart-deploy's build role with
 `pip download` (PyPI). Bounded: every playbook at most 20 minutes. Removes everything it made (containers,
 networks, volumes, images, state folders) unless --keep.
 """
@@ -31,18 +36,18 @@ networks, volumes, images, state folders) unless --keep.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import http.client
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,24 +132,7 @@ def assemble(app: Path, gitdir: Path, commit: str, project: str, spec: dict) -> 
     if (app / "smart-deploy").exists() and any(p.name != "wheels" for p in (app / "smart-deploy").iterdir()):
         raise SystemExit("%s at %s has a folder smart-deploy/ of its own: pick another overlay name" % (project, commit[:12]))
     shutil.copytree(CORPUS / project / "overlay", app, dirs_exist_ok=True)
-    if spec.get("sdist_wheels"):  # what a user does today for a package published as an sdist only
-        built = app.parent / "sdist-wheels"
-        if not built.exists():
-            pip = [str(VENV_BIN / "python"), "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps", "-w", str(built)]
-            run([*pip, *spec["sdist_wheels"]]).check_returncode()
-        shutil.copytree(built, app / "smart-deploy" / "sdist-wheels")
     rule = dict(spec["requirements"])
-    text = (app / rule["from"]).read_text()
-    if spec.get("sdist_wheels") and "--hash" in text:
-        # hash-pinned requirements name the sdist's hash: the hand-built wheel goes in with its own
-        pinned_here = {(requirement_name(line), line.split("==")[1].split()[0]) for line in text.splitlines() if "==" in line}
-        for wheel in sorted((app / "smart-deploy" / "sdist-wheels").glob("*.whl")):
-            name, version = wheel.name.split("-")[:2]
-            if (name.lower().replace("_", "-"), version) not in pinned_here:
-                continue
-            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-            rule["drop"] = [*rule.get("drop", []), name]
-            rule["add"] = [*rule.get("add", []), "%s==%s --hash=sha256:%s" % (name, version, digest)]
     (app / "smart-deploy" / "requirements.txt").write_text(wheelhouse_requirements(app, rule))
     message = "%s at %s" % (project, commit)
     run([*GIT, "-C", str(app), "add", "-A"]).check_returncode()
@@ -163,6 +151,52 @@ def count_migrations(gitdir: Path, a: str, b: str) -> tuple[int, int]:
     return len(at_a), len(at_b - at_a)
 
 
+# --- TLS: a self-signed certificate for the name the app serves, made for the run ------------------------------
+def make_certificate(folder: Path, name: str) -> None:
+    """``folder``/site.crt and site.key: a self-signed certificate for ``name`` (valid from yesterday for 30
+    days) and its unencrypted key, what the inventory gives smart-deploy's proxy; never committed."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "site.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file = folder / "site.key"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+class NamedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address (the proxy's loopback port) with ``server_name`` as SNI, the certificate checked
+    against that name."""
+
+    def __init__(self, host: str, port: int, server_name: str, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)
+
+
 # --- one deployment ----------------------------------------------------------------------------------------
 class Deployment:
     def __init__(self, project: str, spec: dict, gitdir: Path, workdir: Path):
@@ -173,6 +207,7 @@ class Deployment:
         self.state = self.base / "state"
         self.logs = self.base / "logs"
         self.port = free_port()
+        self.https_port = free_port() if spec.get("tls") else 0
         self.base.mkdir(parents=True, exist_ok=True)
         shutil.copytree(CORPUS / project / "inventory", self.inventory)
         if (CORPUS / project / "hooks").is_dir():  # beside the inventory: in it, Ansible parses them as inventory
@@ -180,16 +215,26 @@ class Deployment:
         for folder in (self.logs, self.base / "secrets"):
             folder.mkdir(exist_ok=True)
         self.name = self.ansible_var("smart_deploy_app_name")
+        self.server_name = self.ansible_var("smart_deploy_server_name", "")
+        self.ssl_context = None
+        if self.https_port:  # beside the inventory, as its app.yml reads them (../tls)
+            make_certificate(self.base / "tls", self.server_name)
+            self.ssl_context = ssl.create_default_context(cafile=str(self.base / "tls" / "site.crt"))
 
-    def ansible_var(self, name: str) -> str:
+    def ansible_var(self, name: str, default: str | None = None) -> str:
         text = (self.inventory / "group_vars" / "all" / "app.yml").read_text()
-        return re.search(r"^%s:\s*(\S+)" % name, text, re.M).group(1)
+        found = re.search(r"^%s:\s*(\S+)" % name, text, re.M)
+        if found is None and default is not None:
+            return default
+        return found.group(1)
 
     def playbook(self, name: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")),
                    SMART_DEPLOY_LOG_DIR=str(self.logs), ANSIBLE_NOCOLOR="1")  # fmt: skip
         cmd = [str(VENV_BIN / "ansible-playbook"), "playbooks/%s.yml" % name, "-i", str(self.inventory),
                "-e", "smart_deploy_http_port=%d" % self.port, "-e", "smart_deploy_actor=bench-corpus", *args]  # fmt: skip
+        if self.https_port:
+            cmd[4:4] = ["-e", "smart_deploy_https_port=%d" % self.https_port]
         started = time.monotonic()
         try:
             result = run(cmd, cwd=ROOT, env=env, timeout=PLAYBOOK_TIMEOUT)
@@ -215,14 +260,57 @@ class Deployment:
             return {}
 
     def page(self, path: str) -> str:
-        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), headers={"Host": "localhost"})
+        """The status of a GET of ``path`` through smart-deploy's proxy: over HTTPS when the project has TLS
+        (SNI and Host the name the app serves, the certificate checked against the one made for the run).
+        A redirect to a path of the same site is followed, as a browser and smart-deploy's endpoint checks do
+        (healthchecks' `/` sends a visitor to its login page): "302>200"; one elsewhere is not."""
+        chain = []
+        for _ in range(5):
+            status, location = self.get(path)
+            chain.append(status)
+            target = urllib.parse.urlsplit(location or "")
+            own = {"", self.server_name or "localhost", "%s:%d" % (self.server_name or "localhost", self.https_port or self.port)}
+            if status not in ("301", "302", "303", "307", "308") or not location or target.netloc not in own:
+                break
+            if target.scheme and target.scheme != ("https" if self.https_port else "http"):
+                break
+            path = urllib.parse.urljoin(path, urllib.parse.urlunsplit(("", "", target.path, target.query, "")))
+        return ">".join(chain)
+
+    def get(self, path: str) -> tuple[str, str]:
+        """(status, Location) of one GET through the proxy, or (the error's name, "")."""
+        if self.https_port:
+            conn = NamedHTTPSConnection("127.0.0.1", self.https_port, self.server_name, context=self.ssl_context, timeout=PAGE_TIMEOUT)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=PAGE_TIMEOUT)
         try:
-            with urllib.request.urlopen(request, timeout=PAGE_TIMEOUT) as response:
-                return str(response.status)
-        except urllib.error.HTTPError as exc:
-            return str(exc.code)
-        except (OSError, urllib.error.URLError) as exc:
-            return type(exc).__name__
+            conn.request("GET", path, headers={"Host": self.server_name or "localhost"})
+            response = conn.getresponse()
+            return str(response.status), response.getheader("Location", "")
+        except (OSError, http.client.HTTPException) as exc:
+            return type(exc).__name__, ""
+        finally:
+            conn.close()
+
+    def workers(self) -> dict:
+        """Running containers per worker component named in projects.json (``workers``)."""
+        running = {}
+        for component in self.spec.get("workers", []):
+            filters = ["--filter", "label=smart-deploy.app=%s" % self.name, "--filter", "label=smart-deploy.component=%s" % component]
+            running[component] = len(run(["docker", "ps", "-q", *filters]).stdout.split())
+        return running
+
+    def volume_files(self) -> dict:
+        """Files in each named volume of projects.json (``volumes``), counted in a one-off container."""
+        counted = {}
+        for volume in self.spec.get("volumes", []):
+            docker_name = "%s-%s" % (self.name, volume)
+            if run(["docker", "volume", "inspect", docker_name]).returncode != 0:
+                counted[volume] = "absent"
+                continue
+            found = run(["docker", "run", "--rm", "-v", "%s:/v:ro" % docker_name, "python:3.11-slim-bookworm", "find", "/v", "-type", "f"])
+            counted[volume] = str(len(found.stdout.split())) if found.returncode == 0 else "error"
+        return counted
 
     def step(self, label: str, playbook: str, *args: str) -> dict:
         started_wall = time.time()
@@ -232,6 +320,7 @@ class Deployment:
         verdict = report.get("report", report).get("strategy") or summary.get("steps", {}).get("validation", "")
         reasons = report.get("report", report).get("reasons") or report.get("report", report).get("abort_reasons") or []
         pages = {path: self.page(path) for path in self.spec["pages"]}
+        workers, volume_files = self.workers(), self.volume_files()
         output = str(result.stdout) + str(result.stderr)
         error = ""
         if result.returncode != 0:
@@ -246,6 +335,8 @@ class Deployment:
             "migrations": str(summary.get("steps", {}).get("migrations", "-")),
             "seconds": seconds,
             "pages": pages,
+            "workers": workers,
+            "volume_files": volume_files,
             "error": " ".join(str(error).split())[:300],
         }
 
@@ -300,18 +391,20 @@ def corpus_run(project: str, spec: dict, gitdir: Path, workdir: Path, keep: bool
                 shutil.copytree(deployment.logs, workdir / ("%s-logs" % project), dirs_exist_ok=True)
             deployment.remove()
     steps = results["steps"]
-    results["pass"] = len(steps) == 3 and all(s["exit"] == 0 and all(v == "200" for v in s["pages"].values()) for s in steps)
+    results["pass"] = len(steps) == 3 and all(
+        s["exit"] == 0 and all(v.endswith("200") for v in s["pages"].values()) and all(n > 0 for n in s["workers"].values()) for s in steps
+    )
     return results
 
 
 def table(result: dict, spec: dict) -> str:
-    rows = [("step", "exit", "outcome", "verdict", "migrations", "seconds", "pages (status)", "first error / reasons")]
+    rows = [("step", "exit", "outcome", "verdict", "migrations", "seconds", "pages (status)", "workers / volume files", "error / reasons")]
     for s in result["steps"]:
         pages = " ".join("%s=%s" % (p, c) for p, c in s["pages"].items())
+        seen = " ".join(["%s=%d" % w for w in s["workers"].items()] + ["%s:%s" % v for v in s["volume_files"].items()])
         note = (s["error"] or s["reasons"])[:160]
-        rows.append(
-            (s["step"], str(s["exit"]), s["outcome"][:40], s["verdict"][:40], s["migrations"][:40], "%.0f" % s["seconds"], pages, note)
-        )
+        cells = (s["step"], str(s["exit"]), s["outcome"][:40], s["verdict"][:40], s["migrations"][:40], "%.0f" % s["seconds"])
+        rows.append((*cells, pages, seen or "-", note))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     lines = ["%s  %s" % (result["project"], spec["url"]), "A %s (%s)" % (spec["a"][:12], spec["a_label"]),
