@@ -10,6 +10,7 @@ matrix, the schema round trip, the proxy and accessories roles alone, workers an
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 
@@ -267,8 +268,15 @@ def test_an_upgrade_across_the_partial_index_deploys_during_maintenance_with_a_n
 
 
 def test_a_rollback_with_the_database_serves_every_request_on_fresh_connections(gazette):
+    worker_before = live_entry(gazette)["containers"]["worker"]
     result = gazette.playbook("rollback", "-e", "restore_db=true")
     assert_ok(result)
+    # the upgrade's worker stopped before the restore (it would run release 2's tasks on release 1's tables, and
+    # Docker would restart it on that database): it stopped once, before release 1's fresh worker started
+    worker_after = live_entry(gazette)["containers"]["worker"]
+    stopped, restarts = inspect(worker_before, "{{.State.FinishedAt}} {{.RestartCount}}").split()
+    started = inspect(worker_after, "{{.State.StartedAt}}")
+    assert restarts == "0" and docker_time(stopped) < docker_time(started), (worker_before, stopped, worker_after, started)
     assert gazette.get_json("/whoami/")["release"] == gazette.r1
     columns = "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'newsroom_story'"
     assert gazette.psql(columns) == "created,id,status,title"
@@ -297,3 +305,20 @@ def test_cleanup_keeps_redis_and_the_uploads(gazette):
     for volume in ("%s-redis-data" % gazette.name, "%s-media" % gazette.name):
         assert run(["docker", "volume", "inspect", volume]).returncode == 0, volume
     assert gazette.https("/media/front-page.txt").body == "kept across releases"
+
+
+def live_entry(deployment) -> dict:
+    history = deployment.releases()
+    return [entry for entry in history["releases"] if entry["id"] == history["current"]][-1]
+
+
+def docker_time(text: str) -> datetime.datetime:
+    """Docker's RFC 3339 time with up to nanoseconds (trailing zeros dropped), to the microsecond."""
+    seconds, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(seconds) + datetime.timedelta(microseconds=int((fraction + "000000")[:6]))
+
+
+def inspect(container: str, template: str) -> str:
+    result = run(["docker", "inspect", "-f", template, container])
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
