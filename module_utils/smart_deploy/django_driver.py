@@ -1189,13 +1189,13 @@ def migration_warnings(entry, description, slow_seconds):
             }
         )
     for operation in description["irreversible"]:
-        warnings.append({"migration": key, "rule": "irreversible", "message": "no reverse for: %s" % operation})
+        warnings.append({"migration": key, "rule": "irreversible", "message": "%s has no reverse for: %s" % (key, operation)})
     if not description["atomic"]:
         warnings.append(
             {
                 "migration": key,
                 "rule": "non-atomic",
-                "message": "non-atomic migration: a failure can leave it half applied; applied on its own, outside the batch",
+                "message": "%s is non-atomic: a failure can leave it half applied; applied on its own, outside the batch" % key,
             }
         )
     if entry.get("seconds", 0) > slow_seconds:

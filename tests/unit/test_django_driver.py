@@ -100,6 +100,16 @@ def test_a_rewrite_warns_for_a_table_with_rows_only():
     ]
 
 
+def test_an_irreversible_or_non_atomic_migration_is_named_in_its_warning():
+    """Corpus N9: `no reverse for: Raw Python operation` named no migration among healthchecks' 193."""
+    entry = {"migration": "api.0050_backfill", "rows": {}, "seconds": 0.1, "statements": []}
+    warnings = driver.migration_warnings(entry, {"irreversible": ["Raw Python operation"], "atomic": False}, slow_seconds=5)
+    assert [w["message"] for w in warnings] == [
+        "api.0050_backfill has no reverse for: Raw Python operation",
+        "api.0050_backfill is non-atomic: a failure can leave it half applied; applied on its own, outside the batch",
+    ]
+
+
 class PgError(Exception):
     pgcode = "23505"
 
