@@ -102,7 +102,6 @@ class Fill:
         self.reused = set()
         self.built = []
         self.extra_hashes = {}  # canonical name -> hashes of the wheels built from its checked source
-        self.dropped = set()  # canonical names of hash-pinned requirements whose checked source is in the wheelhouse
 
 
 class ActionModule(ActionBase):
@@ -159,12 +158,12 @@ class ActionModule(ActionBase):
         the wheelhouse), then pip goes again with that wheel found (--find-links a folder of the wheels built, which
         pip download copies into the wheelhouse). A requirement pinned with hashes: its source is checked against
         them, and pip here accepts the wheel built from it (its hash added to a copy of the requirements files); when
-        the wheelhouse already holds that checked source (an earlier fill), it is not built again: the copy leaves
-        the requirement out (the image's pip builds it from that source, and the check sees what it needs)."""
+        the wheelhouse already holds that checked source (an earlier fill), it is built again from it, not downloaded:
+        left out of the copy, pip would resolve what depends on it with another version, which no hash pins."""
         for _ in range(fill.rounds):
             if requirement:
                 what = [requirement]
-            elif fill.extra_hashes or fill.dropped:
+            elif fill.extra_hashes:
                 what = ["-r", self._requirements_copy(fill)]
             else:
                 what = ["-r", fill.requirements]
@@ -183,20 +182,17 @@ class ActionModule(ActionBase):
                 for wheel in before:
                     shutil.copy2(os.path.join(dest, wheel), os.path.join(fill.found, wheel))
                 continue
-            if name in fill.pins and name not in fill.dropped:
+            kept = []
+            if name in fill.pins:
                 kept = [
                     sdist for sdist in rules.sources_of(self._held(dest), missing) if sha256(os.path.join(dest, sdist)) in fill.pins[name]
                 ]
-                if kept:  # its checked source, built by an earlier run, is in the wheelhouse: the image's pip builds it
-                    fill.dropped.add(name)
-                    fill.built.append({"requirement": missing, "sdist": kept[0], "hash_pinned": True, "reused": True, "shipped": kept})
-                    if requirement:
-                        return
-                    continue
             if missing in fill.tried:
                 seen = rules.versions_seen(output, missing)
                 raise WheelhouseError(rules.built_wheel_problem(missing, fill.tried[missing], seen, rules.python_version(pip_args)))
-            sdist = self._source_distribution(missing, pip_args, fill, output)
+            # its checked source, from an earlier fill, is in the wheelhouse: built again from it (not downloaded), so
+            # that pip here resolves through the pinned version what depends on it (left out, pip would take another)
+            sdist = os.path.join(dest, kept[0]) if kept else self._source_distribution(missing, pip_args, fill, output)
             image = self._image()
             fill.tried[missing] = image
             requires = rules.build_requirements(rules.pyproject_of(sdist))
@@ -206,6 +202,8 @@ class ActionModule(ActionBase):
             if name in fill.pins:
                 fill.extra_hashes[name] = [sha256(os.path.join(fill.found, wheel)) for wheel in wheels]
                 entry.update(hash_pinned=True, _sdist_path=sdist, _deps=deps)
+            if kept:
+                entry["reused"] = True
             fill.built.append(entry)
         raise WheelhouseError(
             "pip download for %s still fails after %d rounds of wheels built from source" % (requirement or fill.requirements, fill.rounds)
@@ -213,12 +211,11 @@ class ActionModule(ActionBase):
 
     def _requirements_copy(self, fill) -> str:
         """A copy of the requirements files in which each hash-pinned requirement built here also allows its wheel's
-        hash (pip here checks every file it takes against the pins), and those whose checked source the wheelhouse
-        holds are left out; the top file's path."""
+        hash (pip here checks every file it takes against the pins); the top file's path."""
         folder = os.path.join(fill.staging, "requirements")
         os.makedirs(folder, exist_ok=True)
         placed = {os.path.realpath(path): os.path.join(folder, "%d.txt" % i) for i, (path, _text) in enumerate(fill.files)}
-        for path, text in rules.rewritten_requirements(fill.files, placed, fill.extra_hashes, fill.dropped):
+        for path, text in rules.rewritten_requirements(fill.files, placed, fill.extra_hashes):
             Path(path).write_text(text, encoding="utf-8")
         return placed[os.path.realpath(fill.files[0][0])]
 
@@ -234,7 +231,9 @@ class ActionModule(ActionBase):
                 if sha256(os.path.join(dest, wheel)) not in allowed:
                     os.remove(os.path.join(dest, wheel))
             shipped = [entry["sdist"]]
-            shutil.copy2(entry.pop("_sdist_path"), os.path.join(dest, entry["sdist"]))
+            source = entry.pop("_sdist_path")
+            if os.path.realpath(source) != os.path.realpath(os.path.join(dest, entry["sdist"])):  # not the one kept there
+                shutil.copy2(source, os.path.join(dest, entry["sdist"]))
             deps = entry.pop("_deps")
             for wheel in sorted(os.listdir(deps)) if os.path.isdir(deps) else []:
                 shutil.copy2(os.path.join(deps, wheel), os.path.join(dest, wheel))

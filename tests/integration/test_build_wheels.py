@@ -41,6 +41,8 @@ SYSTEM_PIP = (
 )
 # the sha256 of docopt-0.6.2.tar.gz on PyPI (its only file)
 DOCOPT_SDIST = "sha256:49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491"
+# num2words 0.5.14's wheel; it requires docopt>=0.6.2
+NUM2WORDS_WHEEL = "sha256:1c8e5b00142fc2966fd8d685001e36c4a9911e070d1b120e1beb721fa1edb33d"
 
 
 class App:
@@ -278,13 +280,19 @@ def test_a_hash_pinned_package_published_only_as_source_installs_with_require_ha
     [again] = app.result()["wheelhouses"]
     assert again["downloaded"] is False and "docopt-0.6.2.tar.gz" in app.held()
 
-    # the requirements change (another line): filled again, and the checked source already there is not built again
-    (app.source / "requirements.txt").write_text("# compiled again\ndocopt==0.6.2 --hash=%s\n" % DOCOPT_SDIST)
-    ok(app.build("-e", "build_step=wheelhouse"))
+    # the requirements change: a package that depends on docopt comes (corpus N11, djangopackages' emojificate and
+    # grapheme): filled again, the checked source already there is built again from it (not downloaded), so that
+    # pip resolves num2words' docopt>=0.6.2 through the pinned version; left out, pip took another, unpinned one
+    (app.source / "requirements.txt").write_text("docopt==0.6.2 --hash=%s\nnum2words==0.5.14 --hash=%s\n" % (DOCOPT_SDIST, NUM2WORDS_WHEEL))
+    ok(app.build())
     [refilled] = app.result()["wheelhouses"]
-    assert refilled["downloaded"] is True and refilled["checked"]["added"] == [], refilled
-    assert refilled["built"] == [{"requirement": "docopt==0.6.2", "sdist": "docopt-0.6.2.tar.gz", "hash_pinned": True, "reused": True,
-                                  "shipped": ["docopt-0.6.2.tar.gz"]}]  # fmt: skip
+    assert refilled["downloaded"] is True, refilled
+    [rebuilt] = refilled["built"]
+    assert (rebuilt["requirement"], rebuilt["sdist"], rebuilt["hash_pinned"]) == ("docopt==0.6.2", "docopt-0.6.2.tar.gz", True)
+    assert rebuilt["reused"] is True, "built from the checked source the wheelhouse held"
+    assert "num2words-0.5.14-py3-none-any.whl" in app.held() and not any(name.startswith("docopt-") for name in app.wheels())
+    imported = app.run("python", "-c", "import docopt, num2words; print(docopt.__version__, num2words.num2words(2))")
+    assert imported.returncode == 0 and imported.stdout.strip() == "0.6.2 two", imported.stdout + imported.stderr
 
 
 def test_a_source_distribution_that_does_not_match_its_pinned_hash_is_not_built(app_of):
