@@ -400,6 +400,15 @@ def assert_failed(result):
 
 
 @pytest.fixture(scope="module")
+def timings(request):
+    """What each step of a module's deployment took (step -> seconds), printed when the module ends."""
+    found = {}
+    yield found
+    if found:
+        print("\n%s timings (s): %s" % (request.module.__name__.rsplit(".", 1)[-1], ", ".join("%s %.1f" % item for item in found.items())))
+
+
+@pytest.fixture(scope="module")
 def deployment_kind():
     """What a module's deployment is a copy of: the shop; a module overrides this fixture for another sample
     (test_notes.py: tests/integration/notes.py's Notes)."""

@@ -71,13 +71,6 @@ def deployment_kind():
     return EngineNotes
 
 
-@pytest.fixture(scope="module")
-def timings():
-    found = {}
-    yield found
-    print("\ntest_same_database timings (s): %s" % ", ".join("%s %.1f" % item for item in found.items()))
-
-
 def timed(timings, what, call):
     started = time.monotonic()
     result = call()

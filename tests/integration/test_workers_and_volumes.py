@@ -26,13 +26,6 @@ def deployment_kind():
 
 
 @pytest.fixture(scope="module")
-def timings():
-    found = {}
-    yield found
-    print("\ntest_workers_and_volumes timings (s): %s" % ", ".join("%s %.1f" % item for item in found.items()))
-
-
-@pytest.fixture(scope="module")
 def app(module_deployment, timings):
     app = module_deployment
     app.base = app.commit("release 1: notes with uploads and workers")
